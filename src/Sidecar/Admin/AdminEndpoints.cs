@@ -1,0 +1,125 @@
+// The admin API: health, readiness, effective config, clusters and Prometheus metrics.
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using Mesh.Sidecar.Listeners;
+using Mesh.Sidecar.Metrics;
+using Mesh.Sidecar.Translation;
+
+namespace Mesh.Sidecar.Admin;
+
+/// <summary>Serves the admin listener. Paths are few and fixed, so a switch beats a router here.</summary>
+internal sealed class AdminEndpoints(MeshStateStore store, ListenerManager listeners, PrometheusExporter exporter, IHostApplicationLifetime lifetime)
+{
+    private static readonly JsonSerializerOptions Json = new(JsonSerializerDefaults.Web) { WriteIndented = true };
+    private static readonly string[] SecretWords = ["token", "password", "secret", "privatekey", "key"];
+
+    public Task HandleAsync(HttpContext context) => context.Request.Path.Value switch
+    {
+        "/healthz" => Text(context, 200, "ok\n"),
+        "/ready" => Ready(context),
+        "/admin/config" => ConfigAsync(context),
+        "/admin/clusters" => ClustersAsync(context),
+        "/metrics" => Text(context, 200, exporter.Render(), "text/plain; version=0.0.4; charset=utf-8"),
+        "/" => Text(context, 200, "mesh-sidecar admin: /healthz /ready /admin/config /admin/clusters /metrics\n"),
+        _ => Text(context, 404, $"no admin endpoint {context.Request.Path}\n"),
+    };
+
+    private Task Ready(HttpContext context)
+    {
+        var started = lifetime.ApplicationStarted.IsCancellationRequested && !lifetime.ApplicationStopping.IsCancellationRequested;
+        return store.HasState && listeners.AllBound && started
+            ? Text(context, 200, "ready\n")
+            : Text(context, 503, "not ready: config not applied or listeners not bound\n");
+    }
+
+    private Task ConfigAsync(HttpContext context)
+    {
+        var node = JsonSerializer.SerializeToNode(store.Current.Options, Json)!;
+        Redact(node);
+        return Text(context, 200, node.ToJsonString(Json), "application/json");
+    }
+
+    private Task ClustersAsync(HttpContext context)
+    {
+        var state = store.Current;
+        var bound = listeners.BoundEndpoints;
+        var listenerList = new JsonArray();
+        foreach (var listener in state.Options.Listeners)
+        {
+            listenerList.Add(new JsonObject
+            {
+                ["name"] = listener.Name,
+                ["address"] = bound.TryGetValue(listener.Name, out var actual) ? actual.ToString() : null,
+                ["direction"] = listener.Direction,
+                ["protocol"] = listener.Protocol,
+                ["routes"] = new JsonArray([.. state.RoutesFor(listener.Name).Routes.Select(r => (JsonNode?)JsonValue.Create(r.Name))]),
+            });
+        }
+
+        var clusters = new JsonArray();
+        foreach (var cluster in state.Clusters.Values.OrderBy(c => c.Name, StringComparer.Ordinal))
+        {
+            var endpoints = new JsonArray();
+            foreach (var endpoint in cluster.Endpoints)
+            {
+                endpoints.Add(new JsonObject
+                {
+                    ["address"] = endpoint.Endpoint.Address,
+                    ["port"] = endpoint.Endpoint.Port,
+                    ["weight"] = endpoint.Weight,
+                    ["health"] = endpoint.Health,
+                    ["inFlight"] = endpoint.InFlight,
+                    ["requests"] = endpoint.Requests,
+                    ["failures"] = endpoint.Failures,
+                    ["tags"] = new JsonArray([.. endpoint.Endpoint.Tags.Select(t => (JsonNode?)JsonValue.Create(t))]),
+                });
+            }
+
+            clusters.Add(new JsonObject
+            {
+                ["name"] = cluster.Name,
+                ["policy"] = cluster.Policy,
+                ["endpoints"] = endpoints,
+            });
+        }
+
+        var body = new JsonObject { ["version"] = state.Version, ["listeners"] = listenerList, ["clusters"] = clusters };
+        return Text(context, 200, body.ToJsonString(Json), "application/json");
+    }
+
+    // Values under keys that look secret are replaced, so the endpoint is safe to expose to operators.
+    private static void Redact(JsonNode node)
+    {
+        if (node is JsonObject obj)
+        {
+            foreach (var (key, value) in obj.ToList())
+            {
+                if (value is JsonValue && SecretWords.Any(w => key.Replace("-", "", StringComparison.Ordinal).EndsWith(w, StringComparison.OrdinalIgnoreCase)))
+                {
+                    obj[key] = "<redacted>";
+                }
+                else if (value is not null)
+                {
+                    Redact(value);
+                }
+            }
+        }
+        else if (node is JsonArray array)
+        {
+            foreach (var item in array)
+            {
+                if (item is not null)
+                {
+                    Redact(item);
+                }
+            }
+        }
+    }
+
+    private static Task Text(HttpContext context, int status, string body, string contentType = "text/plain; charset=utf-8")
+    {
+        context.Response.StatusCode = status;
+        context.Response.ContentType = contentType;
+        return context.Response.WriteAsync(body);
+    }
+}

@@ -1,0 +1,317 @@
+// The sidecar's whole configuration as immutable records, bound from sidecar.json, MESH__ variables and the command line.
+namespace Mesh.Sidecar.Configuration;
+
+/// <summary>Root of the configuration file.</summary>
+public sealed record MeshOptions
+{
+    /// <summary>The local service this sidecar runs beside.</summary>
+    public LocalServiceOptions Service { get; init; } = new();
+
+    /// <summary>Where the admin listener binds.</summary>
+    public AdminOptions Admin { get; init; } = new();
+
+    /// <summary>Sockets the sidecar accepts traffic on.</summary>
+    public IReadOnlyList<ListenerOptions> Listeners { get; init; } = [];
+
+    /// <summary>Ordered routes; the first match wins.</summary>
+    public IReadOnlyList<RouteOptions> Routes { get; init; } = [];
+
+    /// <summary>Upstream services by name.</summary>
+    public IReadOnlyDictionary<string, ServiceOptions> Services { get; init; } = new Dictionary<string, ServiceOptions>();
+
+    /// <summary>Log level and access log.</summary>
+    public LoggingOptions Logging { get; init; } = new();
+
+    /// <summary>Process-level speed settings (read at start only).</summary>
+    public PerformanceOptions Performance { get; init; } = new();
+}
+
+/// <summary>The local application that inbound traffic is delivered to.</summary>
+public sealed record LocalServiceOptions
+{
+    /// <summary>Service name the sidecar represents (for example <c>web</c>).</summary>
+    public string Name { get; init; } = "";
+
+    /// <summary>Instance id; defaults to the name.</summary>
+    public string? Id { get; init; }
+
+    /// <summary>Address of the local application.</summary>
+    public string Address { get; init; } = "127.0.0.1";
+
+    /// <summary>Port of the local application; 0 when it has no inbound traffic.</summary>
+    public int Port { get; init; }
+
+    /// <summary>HTTP version spoken to the local app (<c>http1</c> or <c>http2</c>).</summary>
+    public string Protocol { get; init; } = UpstreamProtocols.Http1;
+}
+
+/// <summary>The admin listener (health, readiness, config, clusters, metrics).</summary>
+public sealed record AdminOptions
+{
+    /// <summary>Bind address; loopback unless set otherwise.</summary>
+    public string Address { get; init; } = "127.0.0.1";
+
+    /// <summary>Bind port; 0 picks a free port.</summary>
+    public int Port { get; init; } = 19000;
+}
+
+/// <summary>One listening socket.</summary>
+public sealed record ListenerOptions
+{
+    /// <summary>Unique name; routes refer to it.</summary>
+    public string Name { get; init; } = "";
+
+    /// <summary>Bind address.</summary>
+    public string Address { get; init; } = "127.0.0.1";
+
+    /// <summary>Bind port; 0 picks a free port.</summary>
+    public int Port { get; init; }
+
+    /// <summary><c>inbound</c> (peers to the local app) or <c>outbound</c> (the local app to upstreams).</summary>
+    public string Direction { get; init; } = Directions.Outbound;
+
+    /// <summary>Listener protocol; <c>http</c> accepts HTTP/1.1 and HTTP/2 (prior knowledge) on one port.</summary>
+    public string Protocol { get; init; } = ListenerProtocols.Http;
+}
+
+/// <summary>One route: a match and the service it sends to.</summary>
+public sealed record RouteOptions
+{
+    /// <summary>Unique name, used in metrics.</summary>
+    public string Name { get; init; } = "";
+
+    /// <summary>Listeners the route applies to; empty means every outbound listener.</summary>
+    public IReadOnlyList<string> Listeners { get; init; } = [];
+
+    /// <summary>What a request must look like.</summary>
+    public RouteMatchOptions Match { get; init; } = new();
+
+    /// <summary>Target service; on an inbound listener, empty means the local app.</summary>
+    public string? Service { get; init; }
+
+    /// <summary>Header and path changes applied when this route is taken.</summary>
+    public TransformOptions Transforms { get; init; } = new();
+}
+
+/// <summary>Conditions that must all hold for a route to match.</summary>
+public sealed record RouteMatchOptions
+{
+    /// <summary>Host names: exact (<c>api.example.com</c>), suffix wildcard (<c>*.example.com</c>) or <c>*</c>.</summary>
+    public IReadOnlyList<string> Hosts { get; init; } = [];
+
+    /// <summary>Path condition.</summary>
+    public PathMatchOptions? Path { get; init; }
+
+    /// <summary>Allowed methods; empty allows any.</summary>
+    public IReadOnlyList<string> Methods { get; init; } = [];
+
+    /// <summary>Header conditions.</summary>
+    public IReadOnlyList<ValueMatchOptions> Headers { get; init; } = [];
+
+    /// <summary>Query-string conditions.</summary>
+    public IReadOnlyList<ValueMatchOptions> Query { get; init; } = [];
+
+    /// <summary>Cookie conditions.</summary>
+    public IReadOnlyList<ValueMatchOptions> Cookies { get; init; } = [];
+}
+
+/// <summary>Exactly one of prefix, exact or pattern.</summary>
+public sealed record PathMatchOptions
+{
+    /// <summary>Path starts with this string.</summary>
+    public string? Prefix { get; init; }
+
+    /// <summary>Path equals this string.</summary>
+    public string? Exact { get; init; }
+
+    /// <summary>Segment pattern: <c>{name}</c> is one segment, <c>{**name}</c> the rest of the path.</summary>
+    public string? Pattern { get; init; }
+}
+
+/// <summary>A condition on a named header, query parameter or cookie: exactly one of exact, prefix, regex or present.</summary>
+public sealed record ValueMatchOptions
+{
+    /// <summary>Header, parameter or cookie name.</summary>
+    public string Name { get; init; } = "";
+
+    /// <summary>Value equals this (case-sensitive).</summary>
+    public string? Exact { get; init; }
+
+    /// <summary>Value starts with this (case-sensitive).</summary>
+    public string? Prefix { get; init; }
+
+    /// <summary>Value matches this .NET regular expression.</summary>
+    public string? Regex { get; init; }
+
+    /// <summary>True: the name must be present; false: it must be absent.</summary>
+    public bool? Present { get; init; }
+}
+
+/// <summary>Changes applied to a request and its response.</summary>
+public sealed record TransformOptions
+{
+    /// <summary>Path prefix removed before forwarding (for example <c>/api</c>).</summary>
+    public string? StripPrefix { get; init; }
+
+    /// <summary>Request header changes.</summary>
+    public HeaderTransformOptions RequestHeaders { get; init; } = new();
+
+    /// <summary>Response header changes.</summary>
+    public HeaderTransformOptions ResponseHeaders { get; init; } = new();
+}
+
+/// <summary>Header set/add/remove lists.</summary>
+public sealed record HeaderTransformOptions
+{
+    /// <summary>Headers set, replacing any value.</summary>
+    public IReadOnlyDictionary<string, string> Set { get; init; } = new Dictionary<string, string>();
+
+    /// <summary>Headers appended to any value.</summary>
+    public IReadOnlyDictionary<string, string> Add { get; init; } = new Dictionary<string, string>();
+
+    /// <summary>Headers removed.</summary>
+    public IReadOnlyList<string> Remove { get; init; } = [];
+}
+
+/// <summary>An upstream service: where its endpoints come from and how to balance over them.</summary>
+public sealed record ServiceOptions
+{
+    /// <summary>Discovery provider; <c>static</c> reads <see cref="Endpoints"/>.</summary>
+    public string Discovery { get; init; } = "static";
+
+    /// <summary>Endpoints for static discovery.</summary>
+    public IReadOnlyList<EndpointOptions> Endpoints { get; init; } = [];
+
+    /// <summary>Load-balancing policy.</summary>
+    public LoadBalancingOptions LoadBalancing { get; init; } = new();
+
+    /// <summary>HTTP version spoken upstream: <c>http1</c> (default) or <c>http2</c> (prior knowledge on plaintext).</summary>
+    public string Protocol { get; init; } = UpstreamProtocols.Http1;
+
+    /// <summary>Time allowed to open an upstream connection, in milliseconds.</summary>
+    public int ConnectTimeoutMs { get; init; } = 5000;
+
+    /// <summary>Longest wait for upstream activity (headers or body), in milliseconds.</summary>
+    public int RequestTimeoutMs { get; init; } = 100_000;
+}
+
+/// <summary>A static endpoint.</summary>
+public sealed record EndpointOptions
+{
+    /// <summary>IP address or host name.</summary>
+    public string Address { get; init; } = "";
+
+    /// <summary>Port.</summary>
+    public int Port { get; init; }
+
+    /// <summary>Relative weight, at least 1.</summary>
+    public int Weight { get; init; } = 1;
+
+    /// <summary>Free-form tags.</summary>
+    public IReadOnlyList<string> Tags { get; init; } = [];
+
+    /// <summary>Free-form metadata.</summary>
+    public IReadOnlyDictionary<string, string> Metadata { get; init; } = new Dictionary<string, string>();
+}
+
+/// <summary>How requests are spread over a service's endpoints.</summary>
+public sealed record LoadBalancingOptions
+{
+    /// <summary>One of <see cref="LoadBalancingPolicies"/>.</summary>
+    public string Policy { get; init; } = LoadBalancingPolicies.RoundRobin;
+
+    /// <summary>What consistent hashing hashes; required for <c>consistent-hash</c>.</summary>
+    public HashKeyOptions? Hash { get; init; }
+}
+
+/// <summary>The key consistent hashing uses.</summary>
+public sealed record HashKeyOptions
+{
+    /// <summary><c>header</c>, <c>cookie</c> or <c>client-address</c>.</summary>
+    public string Source { get; init; } = "";
+
+    /// <summary>Header or cookie name (not used for client-address).</summary>
+    public string? Name { get; init; }
+}
+
+/// <summary>Logging settings.</summary>
+public sealed record LoggingOptions
+{
+    /// <summary>Minimum level for Mesh's own logs.</summary>
+    public string Level { get; init; } = "Information";
+
+    /// <summary>One Information line per request in category <c>Mesh.AccessLog</c>.</summary>
+    public bool AccessLog { get; init; }
+}
+
+/// <summary>Settings that trade isolation for speed; read at start-up.</summary>
+public sealed record PerformanceOptions
+{
+    /// <summary>
+    /// Run request code on the socket thread (inline completions). Faster, but a request that blocks
+    /// stalls other connections, so it is off by default.
+    /// </summary>
+    public bool InlineCompletions { get; init; }
+}
+
+/// <summary>Listener directions.</summary>
+public static class Directions
+{
+    /// <summary>Peers to the local app.</summary>
+    public const string Inbound = "inbound";
+
+    /// <summary>The local app to upstream services.</summary>
+    public const string Outbound = "outbound";
+}
+
+/// <summary>Listener protocols.</summary>
+public static class ListenerProtocols
+{
+    /// <summary>HTTP/1.1 and HTTP/2 (prior knowledge) on one port, routed per request.</summary>
+    public const string Http = "http";
+}
+
+/// <summary>HTTP versions spoken upstream.</summary>
+public static class UpstreamProtocols
+{
+    /// <summary>HTTP/1.1.</summary>
+    public const string Http1 = "http1";
+
+    /// <summary>HTTP/2 (prior knowledge on plaintext).</summary>
+    public const string Http2 = "http2";
+}
+
+/// <summary>Load-balancing policy names.</summary>
+public static class LoadBalancingPolicies
+{
+    /// <summary>Smooth weighted round robin.</summary>
+    public const string RoundRobin = "round-robin";
+
+    /// <summary>Fewest in-flight requests (weighted).</summary>
+    public const string LeastRequests = "least-requests";
+
+    /// <summary>Two random endpoints, the less loaded wins.</summary>
+    public const string PowerOfTwoChoices = "power-of-two-choices";
+
+    /// <summary>Weighted random.</summary>
+    public const string Random = "random";
+
+    /// <summary>Ring hash on a header, cookie or client address.</summary>
+    public const string ConsistentHash = "consistent-hash";
+
+    /// <summary>Every policy name.</summary>
+    public static readonly IReadOnlyList<string> All = [RoundRobin, LeastRequests, PowerOfTwoChoices, Random, ConsistentHash];
+}
+
+/// <summary>Consistent-hash key sources.</summary>
+public static class HashSources
+{
+    /// <summary>A request header.</summary>
+    public const string Header = "header";
+
+    /// <summary>A cookie.</summary>
+    public const string Cookie = "cookie";
+
+    /// <summary>The client's IP address.</summary>
+    public const string ClientAddress = "client-address";
+}

@@ -1,0 +1,31 @@
+// A service at runtime: its endpoints, its balancer and how to talk to it upstream.
+using Mesh.Sidecar.LoadBalancing;
+using Yarp.ReverseProxy.Forwarder;
+
+namespace Mesh.Sidecar.Endpoints;
+
+/// <summary>An immutable runtime service, rebuilt whole when its config or endpoints change.</summary>
+internal sealed class Cluster(
+    string name,
+    string policy,
+    EndpointState[] endpoints,
+    LoadBalancer balancer,
+    HashKeySelector? hashKey,
+    HttpMessageInvoker invoker,
+    ForwarderRequestConfig requestConfig)
+{
+    public string Name { get; } = name;
+
+    public string Policy { get; } = policy;
+
+    public EndpointState[] Endpoints { get; } = endpoints;
+
+    public LoadBalancer Balancer { get; } = balancer;
+
+    /// <summary>Null unless the policy hashes a request attribute.</summary>
+    public HashKeySelector? HashKey { get; } = hashKey;
+
+    public HttpMessageInvoker Invoker { get; } = invoker;
+
+    public ForwarderRequestConfig RequestConfig { get; } = requestConfig;
+}

@@ -1,0 +1,164 @@
+// Applies configurations and discovery changes: bind listeners, publish static endpoints, translate, swap.
+using Mesh.Discovery;
+using Mesh.Discovery.Static;
+using Mesh.Sidecar.Configuration;
+using Mesh.Sidecar.Listeners;
+using Mesh.Sidecar.Metrics;
+using Mesh.Sidecar.Translation;
+
+namespace Mesh.Sidecar.Hosting;
+
+/// <summary>
+/// The one writer of <see cref="MeshStateStore"/>. A config is applied whole or not at all: if a
+/// listener cannot bind, nothing changes and the last good config keeps serving.
+/// </summary>
+internal sealed partial class MeshRuntime : IAsyncDisposable
+{
+    private readonly MeshStateStore _store;
+    private readonly StateTranslator _translator;
+    private readonly StaticServiceCatalog _static;
+    private readonly Dictionary<string, IServiceCatalog> _catalogs;
+    private readonly ListenerManager _listeners;
+    private readonly MeshMetrics _metrics;
+    private readonly ILogger<MeshRuntime> _logger;
+    private readonly SemaphoreSlim _gate = new(1, 1);
+    private readonly CancellationTokenSource _stopping = new();
+    private readonly List<Task> _background = [];
+    private long _version;
+
+    public MeshRuntime(
+        MeshStateStore store,
+        StateTranslator translator,
+        StaticServiceCatalog staticCatalog,
+        IEnumerable<IServiceCatalog> catalogs,
+        ListenerManager listeners,
+        MeshMetrics metrics,
+        ILogger<MeshRuntime> logger)
+    {
+        _store = store;
+        _translator = translator;
+        _static = staticCatalog;
+        _catalogs = catalogs.ToDictionary(c => c.Name, StringComparer.Ordinal);
+        _catalogs[_static.Name] = _static;
+        _listeners = listeners;
+        _metrics = metrics;
+        _logger = logger;
+    }
+
+    /// <summary>Applies <paramref name="options"/>; returns the problems that stopped it, or none.</summary>
+    public async Task<IReadOnlyList<ConfigError>> ApplyAsync(MeshOptions options, CancellationToken cancellationToken)
+    {
+        await _gate.WaitAsync(cancellationToken).ConfigureAwait(false);
+        try
+        {
+            var errors = await _listeners.ApplyAsync(options, cancellationToken).ConfigureAwait(false);
+            if (errors.Count > 0)
+            {
+                return errors;
+            }
+
+            _static.Update(StaticEndpoints(options));
+            var previous = _store.HasState ? _store.Current : null;
+            _store.Swap(_translator.Build(options, _catalogs, previous, Interlocked.Increment(ref _version)));
+            return [];
+        }
+        finally
+        {
+            _gate.Release();
+        }
+    }
+
+    /// <summary>Starts the config-file watcher and the discovery watchers.</summary>
+    public void StartWatching(string configPath, byte[] appliedContent, Func<ConfigLoadResult> reload, TimeSpan interval)
+    {
+        var watcher = new ConfigWatcher(configPath, interval, ct => ReloadAsync(reload, ct));
+        watcher.Seen(appliedContent);
+        _background.Add(watcher.RunAsync(_stopping.Token));
+        foreach (var catalog in _catalogs.Values)
+        {
+            if (!ReferenceEquals(catalog, _static))
+            {
+                _background.Add(WatchCatalogAsync(catalog, _stopping.Token));
+            }
+        }
+    }
+
+    private async Task ReloadAsync(Func<ConfigLoadResult> reload, CancellationToken cancellationToken)
+    {
+        var result = reload();
+        IReadOnlyList<ConfigError> errors = result.Errors;
+        if (result.IsValid)
+        {
+            errors = await ApplyAsync(result.Options!, cancellationToken).ConfigureAwait(false);
+        }
+
+        _metrics.ConfigReloaded(errors.Count == 0);
+        if (errors.Count == 0)
+        {
+            Log.ConfigApplied(_logger, _store.Current.Version);
+            return;
+        }
+
+        foreach (var error in errors)
+        {
+            Log.ConfigRejected(_logger, error.Path, error.Message);
+        }
+
+        Log.KeptLastGood(_logger, _store.Current.Version);
+    }
+
+    // Later providers (Consul) publish on their own schedule; each snapshot re-translates the current config.
+    private async Task WatchCatalogAsync(IServiceCatalog catalog, CancellationToken cancellationToken)
+    {
+        await foreach (var snapshot in catalog.WatchAsync(cancellationToken).ConfigureAwait(false))
+        {
+            await _gate.WaitAsync(cancellationToken).ConfigureAwait(false);
+            try
+            {
+                var current = _store.Current;
+                _store.Swap(_translator.Build(current.Options, _catalogs, current, Interlocked.Increment(ref _version)));
+                Log.DiscoveryApplied(_logger, catalog.Name, snapshot.Version);
+            }
+            finally
+            {
+                _gate.Release();
+            }
+        }
+    }
+
+    private static Dictionary<string, IReadOnlyList<ServiceEndpoint>> StaticEndpoints(MeshOptions options)
+    {
+        var services = new Dictionary<string, IReadOnlyList<ServiceEndpoint>>(StringComparer.Ordinal);
+        foreach (var (name, service) in options.Services)
+        {
+            if (service.Discovery == StaticServiceCatalog.ProviderName)
+            {
+                services[name] = [.. service.Endpoints.Select(e => new ServiceEndpoint(e.Address, e.Port, e.Weight, e.Tags, e.Metadata))];
+            }
+        }
+
+        return services;
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        await _stopping.CancelAsync().ConfigureAwait(false);
+        await Task.WhenAll(_background).ConfigureAwait(false);
+        _stopping.Dispose();
+    }
+
+    private static partial class Log
+    {
+        [LoggerMessage(2001, LogLevel.Information, "Configuration applied (state version {Version})")]
+        public static partial void ConfigApplied(ILogger logger, long version);
+
+        [LoggerMessage(2002, LogLevel.Error, "Configuration rejected: {Path}: {Message}")]
+        public static partial void ConfigRejected(ILogger logger, string path, string message);
+
+        [LoggerMessage(2003, LogLevel.Warning, "Keeping the last good configuration (state version {Version})")]
+        public static partial void KeptLastGood(ILogger logger, long version);
+
+        [LoggerMessage(2004, LogLevel.Information, "Discovery provider {Provider} published snapshot {SnapshotVersion}")]
+        public static partial void DiscoveryApplied(ILogger logger, string provider, long snapshotVersion);
+    }
+}

@@ -1,0 +1,207 @@
+// Composition root: builds the Kestrel host, wires every stage, applies the first config and starts watching.
+using System.Collections;
+using System.Net;
+using Mesh.Discovery;
+using Mesh.Discovery.Static;
+using Mesh.Sidecar.Admin;
+using Mesh.Sidecar.Configuration;
+using Mesh.Sidecar.L7;
+using Mesh.Sidecar.Listeners;
+using Mesh.Sidecar.Metrics;
+using Mesh.Sidecar.Translation;
+using Mesh.Sidecar.Upstream;
+using Microsoft.AspNetCore.Connections;
+using Microsoft.AspNetCore.Server.Kestrel.Core;
+using Microsoft.AspNetCore.Server.Kestrel.Transport.Sockets;
+
+namespace Mesh.Sidecar.Hosting;
+
+/// <summary>How to start a sidecar: the config file and any overrides.</summary>
+public sealed record SidecarLaunch(string ConfigPath)
+{
+    /// <summary>Command-line overrides such as <c>--admin:port=19001</c>.</summary>
+    public IReadOnlyList<string> Overrides { get; init; } = [];
+
+    /// <summary>Environment to read <c>MESH__</c> overrides from; the process environment when null.</summary>
+    public IDictionary? Environment { get; init; }
+
+    /// <summary>How often the config file is checked for changes.</summary>
+    public TimeSpan ReloadInterval { get; init; } = TimeSpan.FromMilliseconds(250);
+
+    /// <summary>Extra logging setup (tests route logs to their output).</summary>
+    public Action<ILoggingBuilder>? ConfigureLogging { get; init; }
+}
+
+/// <summary>Thrown when the first configuration cannot be applied; carries every problem.</summary>
+public sealed class SidecarConfigException(IReadOnlyList<ConfigError> errors)
+    : Exception("invalid configuration:\n  " + string.Join("\n  ", errors))
+{
+    /// <summary>Every problem found.</summary>
+    public IReadOnlyList<ConfigError> Errors { get; } = errors;
+}
+
+/// <summary>Starts sidecars.</summary>
+internal static class SidecarHost
+{
+    public static async Task<RunningSidecar> StartAsync(SidecarLaunch launch, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(launch);
+        ConfigLoadResult Load() => ConfigLoader.Load(launch.ConfigPath, launch.Overrides, launch.Environment);
+        var content = ReadOrEmpty(launch.ConfigPath);
+        var loaded = Load();
+        if (!loaded.IsValid)
+        {
+            throw new SidecarConfigException(loaded.Errors);
+        }
+
+        var options = loaded.Options!;
+        var app = Build(options, launch);
+        var runtime = app.Services.GetRequiredService<MeshRuntime>();
+        await app.StartAsync(cancellationToken).ConfigureAwait(false);
+        var errors = await runtime.ApplyAsync(options, cancellationToken).ConfigureAwait(false);
+        if (errors.Count > 0)
+        {
+            await app.StopAsync(CancellationToken.None).ConfigureAwait(false);
+            await app.DisposeAsync().ConfigureAwait(false);
+            throw new SidecarConfigException(errors);
+        }
+
+        runtime.StartWatching(launch.ConfigPath, content, Load, launch.ReloadInterval);
+        return new RunningSidecar(app);
+    }
+
+    private static WebApplication Build(MeshOptions options, SidecarLaunch launch)
+    {
+        var builder = WebApplication.CreateEmptyBuilder(new WebApplicationOptions { ApplicationName = "mesh-sidecar" });
+        ConfigureLogging(builder.Logging, options);
+        launch.ConfigureLogging?.Invoke(builder.Logging);
+
+        var inline = options.Performance.InlineCompletions;
+        builder.WebHost.UseKestrelCore();
+        builder.WebHost.ConfigureKestrel(kestrel =>
+        {
+            kestrel.AddServerHeader = false;
+            kestrel.Limits.MaxRequestBodySize = null;
+            // Kestrel never binds a real socket: Mesh's listeners feed these two pipelines.
+            kestrel.Listen(new VirtualEndPoint(HttpPipeline.Http1), listen => ConfigurePipeline(listen, HttpProtocols.Http1));
+            kestrel.Listen(new VirtualEndPoint(HttpPipeline.Http2), listen => ConfigurePipeline(listen, HttpProtocols.Http2));
+        });
+        builder.Services.Configure<SocketTransportOptions>(sockets => sockets.UnsafePreferInlineScheduling = inline);
+        builder.Services.Configure<HostOptions>(host => host.ShutdownTimeout = TimeSpan.FromSeconds(15));
+        // Signals belong to the command line, which cancels and disposes the sidecar; the console
+        // lifetime would block SIGTERM until the host is disposed, which never happens then.
+        builder.Services.AddSingleton<IHostLifetime, CommandLineLifetime>();
+
+        var services = builder.Services;
+        services.AddMetrics();
+        services.AddHttpForwarder();
+        services.AddSingleton<VirtualConnectionListenerFactory>();
+        services.AddSingleton<IConnectionListenerFactory>(sp => sp.GetRequiredService<VirtualConnectionListenerFactory>());
+        services.AddSingleton<MeshMetrics>();
+        services.AddSingleton<PrometheusExporter>();
+        services.AddSingleton<UpstreamClients>();
+        services.AddSingleton<StateTranslator>();
+        services.AddSingleton<MeshStateStore>();
+        services.AddSingleton<StaticServiceCatalog>();
+        services.AddSingleton<ListenerManager>();
+        services.AddSingleton<MeshRuntime>(sp => new MeshRuntime(
+            sp.GetRequiredService<MeshStateStore>(),
+            sp.GetRequiredService<StateTranslator>(),
+            sp.GetRequiredService<StaticServiceCatalog>(),
+            sp.GetServices<IServiceCatalog>(),
+            sp.GetRequiredService<ListenerManager>(),
+            sp.GetRequiredService<MeshMetrics>(),
+            sp.GetRequiredService<ILogger<MeshRuntime>>()));
+        services.AddSingleton<AdminEndpoints>();
+        services.AddSingleton<HttpDataPath>();
+
+        var app = builder.Build();
+        var dataPath = app.Services.GetRequiredService<HttpDataPath>();
+        app.Run(dataPath.InvokeAsync);
+        return app;
+    }
+
+    private static void ConfigurePipeline(ListenOptions listen, HttpProtocols protocols)
+    {
+        listen.Protocols = protocols;
+        var metrics = listen.ApplicationServices.GetRequiredService<MeshMetrics>();
+        listen.Use(next => async connection =>
+        {
+            var name = connection.Features.Get<MeshListenerFeature>()?.Name ?? "";
+            metrics.ConnectionOpened(name);
+            try
+            {
+                await next(connection).ConfigureAwait(false);
+            }
+            finally
+            {
+                metrics.ConnectionClosed(name);
+            }
+        });
+    }
+
+    private static void ConfigureLogging(ILoggingBuilder logging, MeshOptions options)
+    {
+        logging.AddSimpleConsole(console =>
+        {
+            console.SingleLine = true;
+            console.TimestampFormat = "HH:mm:ss.fff ";
+        });
+        var level = Enum.Parse<LogLevel>(options.Logging.Level, ignoreCase: true);
+        logging.SetMinimumLevel(level);
+        // Framework categories log per request at Information; keep them to warnings unless tracing.
+        var framework = level == LogLevel.Trace ? LogLevel.Trace : LogLevel.Warning;
+        logging.AddFilter("Microsoft", framework);
+        logging.AddFilter("Yarp", framework);
+        logging.AddFilter("Microsoft.Hosting.Lifetime", LogLevel.Information);
+        logging.AddFilter("Mesh.AccessLog", options.Logging.AccessLog ? LogLevel.Information : LogLevel.Warning);
+    }
+
+    private static byte[] ReadOrEmpty(string path)
+    {
+        try
+        {
+            return File.ReadAllBytes(path);
+        }
+        catch (IOException)
+        {
+            return [];
+        }
+    }
+}
+
+/// <summary>A host lifetime that leaves Ctrl-C and SIGTERM to the caller.</summary>
+internal sealed class CommandLineLifetime : IHostLifetime
+{
+    public Task WaitForStartAsync(CancellationToken cancellationToken) => Task.CompletedTask;
+
+    public Task StopAsync(CancellationToken cancellationToken) => Task.CompletedTask;
+}
+
+/// <summary>A started sidecar: its host and the addresses it bound.</summary>
+internal sealed class RunningSidecar(WebApplication app) : IAsyncDisposable
+{
+    public WebApplication App { get; } = app;
+
+    public ListenerManager Listeners => App.Services.GetRequiredService<ListenerManager>();
+
+    public MeshStateStore State => App.Services.GetRequiredService<MeshStateStore>();
+
+    /// <summary>The address a listener (by name) actually bound; resolves port 0.</summary>
+    public IPEndPoint EndpointOf(string listener) => Listeners.BoundEndpoints[listener];
+
+    public Uri UriOf(string listener) => new($"http://{EndpointOf(listener)}");
+
+    public Uri AdminUri => new($"http://{EndpointOf(ListenerManager.AdminKey)}");
+
+    public Task WaitForShutdownAsync(CancellationToken cancellationToken = default) => App.WaitForShutdownAsync(cancellationToken);
+
+    public async ValueTask DisposeAsync()
+    {
+        // Stop accepting first, then let Kestrel drain in-flight requests.
+        await App.Services.GetRequiredService<MeshRuntime>().DisposeAsync().ConfigureAwait(false);
+        await Listeners.DisposeAsync().ConfigureAwait(false);
+        await App.StopAsync(CancellationToken.None).ConfigureAwait(false);
+        await App.DisposeAsync().ConfigureAwait(false);
+    }
+}

@@ -1,0 +1,148 @@
+// The L7 data path in one place: listener → route → filters → service endpoints → load balancer → upstream.
+using System.Diagnostics;
+using Mesh.Plugins;
+using Mesh.Sidecar.Admin;
+using Mesh.Sidecar.Endpoints;
+using Mesh.Sidecar.Filters;
+using Mesh.Sidecar.Listeners;
+using Mesh.Sidecar.Metrics;
+using Mesh.Sidecar.Routing;
+using Mesh.Sidecar.Translation;
+using Yarp.ReverseProxy.Forwarder;
+
+namespace Mesh.Sidecar.L7;
+
+/// <summary>
+/// Kestrel's only request handler. Inbound and outbound listeners share the stages and differ
+/// only in their route tables (inbound tables end in a route to the local app). Per request it
+/// allocates nothing of its own and logs nothing above Debug unless the access log is on.
+/// </summary>
+internal sealed partial class HttpDataPath(
+    MeshStateStore store,
+    IHttpForwarder forwarder,
+    MeshMetrics metrics,
+    AdminEndpoints admin,
+    ILoggerFactory loggerFactory)
+{
+    private readonly ILogger _accessLog = loggerFactory.CreateLogger("Mesh.AccessLog");
+
+    public Task InvokeAsync(HttpContext context)
+    {
+        // 1. Listener: which Mesh socket accepted this connection (tagged at accept, before protocol detection).
+        var listener = context.Features.Get<MeshListenerFeature>();
+        if (listener is null || listener.Kind == ListenerKind.Admin)
+        {
+            return admin.HandleAsync(context);
+        }
+
+        return ProxyAsync(context, listener);
+    }
+
+    private async Task ProxyAsync(HttpContext context, MeshListenerFeature listener)
+    {
+        var started = Stopwatch.GetTimestamp();
+        var state = store.Current;
+
+        // 2. Route: first match in this listener's table (host, path, method, headers, query, cookies).
+        var route = state.RoutesFor(listener.Name).Match(context.Request);
+        if (route is null)
+        {
+            await RespondAsync(context, StatusCodes.Status404NotFound, NoRouteMessage(context, listener)).ConfigureAwait(false);
+            metrics.RequestCompleted("", "", StatusCodes.Status404NotFound, started);
+            return;
+        }
+
+        var clusterId = route.ClusterId;
+
+        // 3. Filters: the route's ordered chain may answer now or pick another service.
+        if (!route.Filters.IsEmpty)
+        {
+            var decision = await route.Filters.RunAsync(new HttpRequestContext(context, route), context.RequestAborted).ConfigureAwait(false);
+            if (decision.Action == FilterAction.Respond)
+            {
+                await RespondAsync(context, decision.StatusCode, decision.Body ?? "").ConfigureAwait(false);
+                Completed(context, route, started);
+                return;
+            }
+
+            if (decision.Action == FilterAction.Reroute)
+            {
+                clusterId = decision.Service!;
+            }
+        }
+
+        // 4. Service endpoints: the cluster translated from config and discovery snapshots.
+        if (!state.Clusters.TryGetValue(clusterId, out var cluster))
+        {
+            await RespondAsync(context, StatusCodes.Status503ServiceUnavailable, $"no service named '{clusterId}'\n").ConfigureAwait(false);
+            Completed(context, route, started);
+            return;
+        }
+
+        // 5. Load balancer: one endpoint for this request.
+        var endpoint = cluster.Balancer.Pick(cluster.HashKey?.Compute(context));
+        if (endpoint is null)
+        {
+            await RespondAsync(context, StatusCodes.Status503ServiceUnavailable, $"service '{cluster.Name}' has no healthy endpoint\n").ConfigureAwait(false);
+            Completed(context, route, started);
+            return;
+        }
+
+        // 6. Upstream: forward with the route's transforms over the cluster's shared client.
+        await ForwardAsync(context, route, cluster, endpoint).ConfigureAwait(false);
+        Completed(context, route, started);
+    }
+
+    private async Task ForwardAsync(HttpContext context, CompiledRoute route, Cluster cluster, EndpointState endpoint)
+    {
+        var error = ForwarderError.None;
+        endpoint.Enter();
+        try
+        {
+            error = await forwarder.SendAsync(context, endpoint.DestinationPrefix, cluster.Invoker, cluster.RequestConfig, route.Transformer).ConfigureAwait(false);
+        }
+        finally
+        {
+            endpoint.Leave(error != ForwarderError.None);
+        }
+
+        if (error != ForwarderError.None)
+        {
+            Log.ForwardFailed(_accessLog, route.Name, endpoint.Authority, error.ToString());
+        }
+    }
+
+    private void Completed(HttpContext context, CompiledRoute route, long started)
+    {
+        var status = context.Response.StatusCode;
+        metrics.RequestCompleted(route.Name, route.ServiceName, status, started);
+        if (store.Current.Options.Logging.AccessLog)
+        {
+            Log.Access(_accessLog, context.Request.Method, context.Request.Host.Value ?? "", context.Request.Path.Value ?? "", status, route.Name, route.ServiceName, Stopwatch.GetElapsedTime(started).TotalMilliseconds);
+        }
+    }
+
+    private static string NoRouteMessage(HttpContext context, MeshListenerFeature listener) =>
+        $"no route matched {context.Request.Method} {context.Request.Host}{context.Request.Path} on listener '{listener.Name}'\n";
+
+    private static Task RespondAsync(HttpContext context, int status, string body)
+    {
+        if (context.Response.HasStarted)
+        {
+            return Task.CompletedTask;
+        }
+
+        context.Response.StatusCode = status;
+        context.Response.ContentType = "text/plain; charset=utf-8";
+        return context.Response.WriteAsync(body);
+    }
+
+    private static partial class Log
+    {
+        [LoggerMessage(3001, LogLevel.Information, "{Method} {Host}{Path} {Status} route={Route} service={Service} {ElapsedMs:0.###}ms")]
+        public static partial void Access(ILogger logger, string method, string host, string path, int status, string route, string service, double elapsedMs);
+
+        [LoggerMessage(3002, LogLevel.Debug, "Route {Route}: forwarding to {Endpoint} failed: {Error}")]
+        public static partial void ForwardFailed(ILogger logger, string route, string endpoint, string error);
+    }
+}

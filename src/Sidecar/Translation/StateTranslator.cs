@@ -1,0 +1,120 @@
+// Turns config plus discovery snapshots into routes and clusters (one translator, as in Traefik).
+using Mesh.Discovery;
+using Mesh.Plugins;
+using Mesh.Sidecar.Configuration;
+using Mesh.Sidecar.Endpoints;
+using Mesh.Sidecar.LoadBalancing;
+using Mesh.Sidecar.Routing;
+using Mesh.Sidecar.Upstream;
+using RouteOptions = Mesh.Sidecar.Configuration.RouteOptions;
+
+namespace Mesh.Sidecar.Translation;
+
+/// <summary>
+/// Builds a <see cref="MeshState"/>. Providers know nothing of routes; the translator asks each
+/// for the endpoints of the services that name it, and keeps endpoint objects (and their in-flight
+/// counts) when an endpoint is unchanged.
+/// </summary>
+internal sealed class StateTranslator(UpstreamClients clients)
+{
+    /// <summary>Cluster-id prefix of the local app, which inbound listeners deliver to.</summary>
+    public const string LocalClusterPrefix = "inbound:";
+
+    private const string Scheme = "http";
+
+    public MeshState Build(MeshOptions options, IReadOnlyDictionary<string, IServiceCatalog> catalogs, MeshState? previous, long version)
+    {
+        var clusters = new Dictionary<string, Cluster>(StringComparer.Ordinal);
+        foreach (var (name, service) in options.Services)
+        {
+            var endpoints = catalogs.TryGetValue(service.Discovery, out var catalog) ? catalog.Current.EndpointsOf(name) : [];
+            clusters[name] = BuildCluster(name, service, endpoints, previous);
+        }
+
+        var localId = LocalClusterPrefix + options.Service.Name;
+        if (options.Service.Port > 0)
+        {
+            var local = new ServiceOptions { Protocol = options.Service.Protocol };
+            clusters[localId] = BuildCluster(localId, local, [new ServiceEndpoint(options.Service.Address, options.Service.Port)], previous);
+        }
+
+        var routes = new Dictionary<string, RouteTable>(StringComparer.Ordinal);
+        foreach (var listener in options.Listeners)
+        {
+            var inbound = listener.Direction == Directions.Inbound;
+            var compiled = new List<CompiledRoute>();
+            foreach (var route in options.Routes)
+            {
+                var applies = route.Listeners.Count == 0 ? !inbound : route.Listeners.Contains(listener.Name);
+                if (applies)
+                {
+                    var clusterId = string.IsNullOrEmpty(route.Service) ? localId : route.Service;
+                    compiled.Add(Compile(route, clusterId));
+                }
+            }
+
+            if (inbound && clusters.ContainsKey(localId))
+            {
+                // Inbound traffic that no route claims goes to the local app.
+                compiled.Add(new CompiledRoute { Name = "inbound", ClusterId = localId, ServiceName = options.Service.Name, Transformer = RouteTransformer.None });
+            }
+
+            routes[listener.Name] = new RouteTable([.. compiled]);
+        }
+
+        return new MeshState(options, version, routes, clusters);
+    }
+
+    private Cluster BuildCluster(string name, ServiceOptions service, IReadOnlyList<ServiceEndpoint> endpoints, MeshState? previous)
+    {
+        var states = new EndpointState[endpoints.Count];
+        EndpointState[] old = previous is not null && previous.Clusters.TryGetValue(name, out var oldCluster) ? oldCluster.Endpoints : [];
+        for (var i = 0; i < endpoints.Count; i++)
+        {
+            states[i] = Reuse(old, endpoints[i]) ?? new EndpointState(endpoints[i], Scheme);
+        }
+
+        var policy = service.LoadBalancing.Policy;
+        var hashKey = policy == LoadBalancingPolicies.ConsistentHash && service.LoadBalancing.Hash is { } hash ? new HashKeySelector(hash) : null;
+        return new Cluster(
+            name,
+            policy,
+            states,
+            LoadBalancer.Create(policy, states),
+            hashKey,
+            clients.For(service.ConnectTimeoutMs),
+            UpstreamClients.RequestConfig(service.Protocol, service.RequestTimeoutMs));
+    }
+
+    private static EndpointState? Reuse(EndpointState[] old, ServiceEndpoint endpoint)
+    {
+        foreach (var state in old)
+        {
+            if (state.Endpoint.SameInstanceAs(endpoint) && state.Weight == Math.Max(1, endpoint.Weight))
+            {
+                return state;
+            }
+        }
+
+        return null;
+    }
+
+    private static CompiledRoute Compile(RouteOptions route, string clusterId)
+    {
+        var match = route.Match;
+        return new CompiledRoute
+        {
+            Name = route.Name,
+            ClusterId = clusterId,
+            ServiceName = clusterId.StartsWith(LocalClusterPrefix, StringComparison.Ordinal) ? clusterId[LocalClusterPrefix.Length..] : clusterId,
+            Hosts = [.. match.Hosts.Select(h => new HostMatcher(h))],
+            Path = match.Path is null ? null : PathMatcher.Create(match.Path),
+            Methods = [.. match.Methods],
+            Headers = [.. match.Headers.Select(h => new ValueMatcher(h))],
+            Query = [.. match.Query.Select(q => new ValueMatcher(q))],
+            Cookies = [.. match.Cookies.Select(c => new ValueMatcher(c))],
+            Transformer = new RouteTransformer(route.Transforms),
+            Filters = FilterChain.Empty,
+        };
+    }
+}

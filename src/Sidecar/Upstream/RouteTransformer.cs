@@ -1,0 +1,103 @@
+// Route transforms applied while YARP copies the request and response: header set/add/remove and prefix stripping.
+using Mesh.Sidecar.Configuration;
+using Yarp.ReverseProxy.Forwarder;
+
+namespace Mesh.Sidecar.Upstream;
+
+/// <summary>
+/// One transformer per route, built at config time. It keeps the client's Host header (as Envoy
+/// does by default) so virtual-hosted upstreams see the name the client asked for.
+/// </summary>
+internal sealed class RouteTransformer : HttpTransformer
+{
+    private readonly string? _stripPrefix;
+    private readonly KeyValuePair<string, string>[] _requestSet;
+    private readonly KeyValuePair<string, string>[] _requestAdd;
+    private readonly string[] _requestRemove;
+    private readonly KeyValuePair<string, string>[] _responseSet;
+    private readonly KeyValuePair<string, string>[] _responseAdd;
+    private readonly string[] _responseRemove;
+    private readonly bool _touchesResponse;
+
+    public RouteTransformer(TransformOptions options)
+    {
+        _stripPrefix = string.IsNullOrEmpty(options.StripPrefix) || options.StripPrefix == "/" ? null : options.StripPrefix.TrimEnd('/');
+        _requestSet = [.. options.RequestHeaders.Set];
+        _requestAdd = [.. options.RequestHeaders.Add];
+        _requestRemove = [.. options.RequestHeaders.Remove];
+        _responseSet = [.. options.ResponseHeaders.Set];
+        _responseAdd = [.. options.ResponseHeaders.Add];
+        _responseRemove = [.. options.ResponseHeaders.Remove];
+        _touchesResponse = _responseSet.Length + _responseAdd.Length + _responseRemove.Length > 0;
+    }
+
+    public static RouteTransformer None { get; } = new(new TransformOptions());
+
+    public override async ValueTask TransformRequestAsync(HttpContext httpContext, HttpRequestMessage proxyRequest, string destinationPrefix, CancellationToken cancellationToken)
+    {
+        await base.TransformRequestAsync(httpContext, proxyRequest, destinationPrefix, cancellationToken).ConfigureAwait(false);
+        var request = httpContext.Request;
+        proxyRequest.Headers.Host = request.Host.Value;
+
+        if (_stripPrefix is not null && request.Path.StartsWithSegments(_stripPrefix, StringComparison.Ordinal, out var remaining))
+        {
+            var path = remaining.HasValue ? remaining : new PathString("/");
+            proxyRequest.RequestUri = RequestUtilities.MakeDestinationAddress(destinationPrefix, path, request.QueryString);
+        }
+
+        foreach (var name in _requestRemove)
+        {
+            RemoveRequestHeader(proxyRequest, name);
+        }
+
+        foreach (var (name, value) in _requestSet)
+        {
+            RemoveRequestHeader(proxyRequest, name);
+            AddRequestHeader(proxyRequest, name, value);
+        }
+
+        foreach (var (name, value) in _requestAdd)
+        {
+            AddRequestHeader(proxyRequest, name, value);
+        }
+    }
+
+    public override async ValueTask<bool> TransformResponseAsync(HttpContext httpContext, HttpResponseMessage? proxyResponse, CancellationToken cancellationToken)
+    {
+        var copyBody = await base.TransformResponseAsync(httpContext, proxyResponse, cancellationToken).ConfigureAwait(false);
+        if (_touchesResponse)
+        {
+            var headers = httpContext.Response.Headers;
+            foreach (var name in _responseRemove)
+            {
+                headers.Remove(name);
+            }
+
+            foreach (var (name, value) in _responseSet)
+            {
+                headers[name] = value;
+            }
+
+            foreach (var (name, value) in _responseAdd)
+            {
+                headers.Append(name, value);
+            }
+        }
+
+        return copyBody;
+    }
+
+    private static void RemoveRequestHeader(HttpRequestMessage request, string name)
+    {
+        request.Headers.Remove(name);
+        request.Content?.Headers.Remove(name);
+    }
+
+    private static void AddRequestHeader(HttpRequestMessage request, string name, string value)
+    {
+        if (!request.Headers.TryAddWithoutValidation(name, value))
+        {
+            request.Content?.Headers.TryAddWithoutValidation(name, value);
+        }
+    }
+}
