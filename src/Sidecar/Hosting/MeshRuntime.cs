@@ -25,6 +25,7 @@ internal sealed partial class MeshRuntime : IAsyncDisposable
     private readonly CancellationTokenSource _stopping = new();
     private readonly List<Task> _background = [];
     private long _version;
+    private int _disposed;
 
     public MeshRuntime(
         MeshStateStore store,
@@ -142,9 +143,13 @@ internal sealed partial class MeshRuntime : IAsyncDisposable
 
     public async ValueTask DisposeAsync()
     {
+        if (Interlocked.Exchange(ref _disposed, 1) != 0)
+        {
+            return;
+        }
+
         await _stopping.CancelAsync().ConfigureAwait(false);
         await Task.WhenAll(_background).ConfigureAwait(false);
-        _stopping.Dispose();
     }
 
     private static partial class Log

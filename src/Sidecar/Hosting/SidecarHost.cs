@@ -198,10 +198,11 @@ internal sealed class RunningSidecar(WebApplication app) : IAsyncDisposable
 
     public async ValueTask DisposeAsync()
     {
-        // Stop accepting first, then let Kestrel drain in-flight requests.
+        // Stop reloading and accepting, let Kestrel drain in-flight requests, then free the sockets.
         await App.Services.GetRequiredService<MeshRuntime>().DisposeAsync().ConfigureAwait(false);
-        await Listeners.DisposeAsync().ConfigureAwait(false);
+        await Listeners.StopAcceptingAsync().ConfigureAwait(false);
         await App.StopAsync(CancellationToken.None).ConfigureAwait(false);
+        await Listeners.DisposeAsync().ConfigureAwait(false);
         await App.DisposeAsync().ConfigureAwait(false);
     }
 }

@@ -30,6 +30,8 @@ internal sealed partial class ListenerManager : IAsyncDisposable
     private readonly CancellationTokenSource _stopping = new();
     private readonly SemaphoreSlim _applyLock = new(1, 1);
     private Dictionary<string, BoundSocket> _bound = new(StringComparer.Ordinal);
+    private readonly List<BoundSocket> _retired = [];
+    private int _disposed;
 
     public ListenerManager(
         IOptions<SocketTransportOptions> socketOptions,
@@ -114,7 +116,9 @@ internal sealed partial class ListenerManager : IAsyncDisposable
                 if (!next.TryGetValue(key, out var kept) || !ReferenceEquals(kept, old))
                 {
                     // Stop accepting; connections already accepted belong to Kestrel and finish normally.
-                    await old.StopAsync().ConfigureAwait(false);
+                    // The listener object owns their buffer pool, so it is disposed only at shutdown.
+                    await old.StopAcceptingAsync().ConfigureAwait(false);
+                    _retired.Add(old);
                     Log.ListenerStopped(_logger, key, old.Actual.ToString());
                 }
             }
@@ -210,16 +214,31 @@ internal sealed partial class ListenerManager : IAsyncDisposable
         await connection.DisposeAsync().ConfigureAwait(false);
     }
 
+    /// <summary>Closes every listening socket so shutdown can drain what was accepted.</summary>
+    public async Task StopAcceptingAsync()
+    {
+        foreach (var socket in Volatile.Read(ref _bound).Values)
+        {
+            await socket.StopAcceptingAsync().ConfigureAwait(false);
+        }
+    }
+
     public async ValueTask DisposeAsync()
     {
+        if (Interlocked.Exchange(ref _disposed, 1) != 0)
+        {
+            return;
+        }
+
         await _stopping.CancelAsync().ConfigureAwait(false);
-        foreach (var socket in _bound.Values)
+        foreach (var socket in _bound.Values.Concat(_retired))
         {
             await socket.StopAsync().ConfigureAwait(false);
         }
 
+        _retired.Clear();
+
         _bound = new Dictionary<string, BoundSocket>(StringComparer.Ordinal);
-        _stopping.Dispose();
     }
 
     private sealed record SocketSpec(string Path, string Address, int Port, MeshListenerFeature Feature)
@@ -233,6 +252,7 @@ internal sealed partial class ListenerManager : IAsyncDisposable
     private sealed class BoundSocket
     {
         private readonly CancellationTokenSource _stop;
+        private int _disposed;
 
         public BoundSocket(string key, SocketSpec spec, IConnectionListener listener, CancellationToken processStopping)
         {
@@ -255,7 +275,8 @@ internal sealed partial class ListenerManager : IAsyncDisposable
 
         public CancellationToken Stopping => _stop.Token;
 
-        public async Task StopAsync()
+        /// <summary>Closes the listening socket; accepted connections live on.</summary>
+        public async Task StopAcceptingAsync()
         {
             if (_stop.IsCancellationRequested)
             {
@@ -271,8 +292,16 @@ internal sealed partial class ListenerManager : IAsyncDisposable
             catch (OperationCanceledException)
             {
             }
+        }
 
-            await Listener.DisposeAsync().ConfigureAwait(false);
+        /// <summary>Stops accepting and releases the listener and its buffer pool.</summary>
+        public async Task StopAsync()
+        {
+            await StopAcceptingAsync().ConfigureAwait(false);
+            if (Interlocked.Exchange(ref _disposed, 1) == 0)
+            {
+                await Listener.DisposeAsync().ConfigureAwait(false);
+            }
         }
     }
 

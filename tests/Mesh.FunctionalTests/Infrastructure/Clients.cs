@@ -15,9 +15,16 @@ public static class Clients
         Timeout = TestSidecar.Deadline,
     };
 
-    public static HttpRequestMessage Get(Uri baseUri, string pathAndQuery, string? host = null)
+    /// <summary>A GET; HTTP/2 with prior knowledge when <paramref name="http2"/> (a message's own version wins over the client's default).</summary>
+    public static HttpRequestMessage Get(Uri baseUri, string pathAndQuery, string? host = null, bool http2 = false)
     {
         var request = new HttpRequestMessage(HttpMethod.Get, new Uri(baseUri, pathAndQuery));
+        if (http2)
+        {
+            request.Version = HttpVersion.Version20;
+            request.VersionPolicy = HttpVersionPolicy.RequestVersionExact;
+        }
+
         if (host is not null)
         {
             request.Headers.Host = host;
