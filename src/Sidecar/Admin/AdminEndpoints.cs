@@ -1,4 +1,5 @@
 // The admin API: health, readiness, effective config, clusters and Prometheus metrics.
+using System.Text.Encodings.Web;
 using System.Text.Json;
 using System.Text.Json.Nodes;
 using Mesh.Sidecar.Listeners;
@@ -10,7 +11,7 @@ namespace Mesh.Sidecar.Admin;
 /// <summary>Serves the admin listener. Paths are few and fixed, so a switch beats a router here.</summary>
 internal sealed class AdminEndpoints(MeshStateStore store, ListenerManager listeners, PrometheusExporter exporter, IHostApplicationLifetime lifetime)
 {
-    private static readonly JsonSerializerOptions Json = new(JsonSerializerDefaults.Web) { WriteIndented = true };
+    private static readonly JsonSerializerOptions Json = new(JsonSerializerDefaults.Web) { WriteIndented = true, Encoder = JavaScriptEncoder.UnsafeRelaxedJsonEscaping };
     private static readonly string[] SecretWords = ["token", "password", "secret", "privatekey", "key"];
 
     public Task HandleAsync(HttpContext context) => context.Request.Path.Value switch

@@ -13,7 +13,11 @@ internal static class Program
     /// <summary>Exit code for an invalid configuration.</summary>
     public const int InvalidConfig = 2;
 
-    public static Task<int> Main(string[] args) => BuildCommand(Console.Out, Console.Error).Parse(args).InvokeAsync();
+    public static Task<int> Main(string[] args) => InvokeAsync(args, Console.Out, Console.Error);
+
+    /// <summary>Parses and runs <paramref name="args"/>, writing help and results to the given writers.</summary>
+    public static Task<int> InvokeAsync(string[] args, TextWriter output, TextWriter error) =>
+        BuildCommand(output, error).Parse(args).InvokeAsync(new InvocationConfiguration { Output = output, Error = error });
 
     public static RootCommand BuildCommand(TextWriter output, TextWriter error)
     {

@@ -51,15 +51,13 @@ public static class ConfigLoader
             return Fail(source, $"invalid JSON at line {(ex.LineNumber ?? 0) + 1}, column {(ex.BytePositionInLine ?? 0) + 1}: {FirstSentence(ex.Message)}");
         }
 
-        var builder = new ConfigurationBuilder()
-            .AddJsonStream(new MemoryStream(json))
-            .AddInMemoryCollection(EnvironmentOverrides(environment ?? Environment.GetEnvironmentVariables()));
-        if (commandLine is { Count: > 0 })
-        {
-            builder.AddCommandLine([.. commandLine]);
-        }
-
-        var root = builder.Build();
+        var file = new ConfigurationBuilder().AddJsonStream(new MemoryStream(json)).Build();
+        var commandLineValues = new ConfigurationBuilder().AddCommandLine([.. commandLine ?? []]).Build().AsEnumerable().Where(pair => pair.Value is not null);
+        var root = new ConfigurationBuilder()
+            .AddConfiguration(file)
+            .AddInMemoryCollection(MatchFileCasing(file, EnvironmentOverrides(environment ?? Environment.GetEnvironmentVariables())))
+            .AddInMemoryCollection(MatchFileCasing(file, commandLineValues))
+            .Build();
         return FromConfiguration(root);
     }
 
@@ -100,6 +98,33 @@ public static class ConfigLoader
         }
 
         return overrides;
+    }
+
+    // Configuration keys are case-insensitive but dictionary keys (service names) keep the casing of
+    // whoever wrote them; MESH__SERVICES__API__... must land on the file's "api", not create "API".
+    private static Dictionary<string, string?> MatchFileCasing(IConfiguration file, IEnumerable<KeyValuePair<string, string?>> overrides)
+    {
+        var result = new Dictionary<string, string?>(StringComparer.OrdinalIgnoreCase);
+        foreach (var (key, value) in overrides)
+        {
+            var segments = key.Split(':');
+            IConfiguration level = file;
+            for (var i = 0; i < segments.Length; i++)
+            {
+                var existing = level.GetChildren().FirstOrDefault(c => string.Equals(c.Key, segments[i], StringComparison.OrdinalIgnoreCase));
+                if (existing is null)
+                {
+                    break;
+                }
+
+                segments[i] = existing.Key;
+                level = existing;
+            }
+
+            result[string.Join(':', segments)] = value;
+        }
+
+        return result;
     }
 
     private static ConfigLoadResult Fail(string path, string message) => new(null, [new ConfigError(path, message)]);
