@@ -154,7 +154,8 @@ internal static class SidecarHost
         logging.AddFilter("Microsoft", framework);
         logging.AddFilter("Yarp", framework);
         logging.AddFilter("Microsoft.Hosting.Lifetime", LogLevel.Information);
-        logging.AddFilter("Mesh.AccessLog", options.Logging.AccessLog ? LogLevel.Information : LogLevel.Warning);
+        // The access log is switched per request from the live config, so a reload can turn it on.
+        logging.AddFilter("Mesh.AccessLog", LogLevel.Information);
     }
 
     private static byte[] ReadOrEmpty(string path)
