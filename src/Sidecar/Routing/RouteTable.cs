@@ -31,9 +31,12 @@ internal sealed class CompiledRoute
 
     public FilterChain Filters { get; init; } = FilterChain.Empty;
 
-    public bool Matches(HttpRequest request)
+    public bool Matches(HttpRequest request) => Matches(request, HostWithoutPort(request.Host.Value));
+
+    /// <summary>Checks every condition; <paramref name="host"/> is the Host header without its port.</summary>
+    public bool Matches(HttpRequest request, ReadOnlySpan<char> host)
     {
-        if (Hosts.Length > 0 && !AnyHost(request.Host.Host))
+        if (Hosts.Length > 0 && !AnyHost(host))
         {
             return false;
         }
@@ -76,7 +79,26 @@ internal sealed class CompiledRoute
         return true;
     }
 
-    private bool AnyHost(string host)
+    /// <summary>The host part of a Host header, sliced rather than copied (HostString.Host allocates when a port is present).</summary>
+    public static ReadOnlySpan<char> HostWithoutPort(string? value)
+    {
+        if (string.IsNullOrEmpty(value))
+        {
+            return [];
+        }
+
+        var span = value.AsSpan();
+        if (span[0] == '[')
+        {
+            var close = span.IndexOf(']');
+            return close > 0 ? span[1..close] : span;
+        }
+
+        var colon = span.LastIndexOf(':');
+        return colon >= 0 ? span[..colon] : span;
+    }
+
+    private bool AnyHost(ReadOnlySpan<char> host)
     {
         foreach (var matcher in Hosts)
         {
@@ -112,9 +134,10 @@ internal sealed class RouteTable(CompiledRoute[] routes)
 
     public CompiledRoute? Match(HttpRequest request)
     {
+        var host = CompiledRoute.HostWithoutPort(request.Host.Value);
         foreach (var route in Routes)
         {
-            if (route.Matches(request))
+            if (route.Matches(request, host))
             {
                 return route;
             }

@@ -89,7 +89,7 @@ internal sealed class HostMatcher
         _exactOrSuffix = _wildcard ? pattern[1..] : pattern;
     }
 
-    public bool Matches(string host)
+    public bool Matches(ReadOnlySpan<char> host)
     {
         if (_any)
         {
@@ -98,6 +98,6 @@ internal sealed class HostMatcher
 
         return _wildcard
             ? host.Length > _exactOrSuffix.Length && host.EndsWith(_exactOrSuffix, StringComparison.OrdinalIgnoreCase)
-            : string.Equals(host, _exactOrSuffix, StringComparison.OrdinalIgnoreCase);
+            : host.Equals(_exactOrSuffix, StringComparison.OrdinalIgnoreCase);
     }
 }

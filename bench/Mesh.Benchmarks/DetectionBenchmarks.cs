@@ -1,0 +1,55 @@
+// Protocol detection: HttpVersionDetector.Classify on the first bytes of a connection.
+using System.Buffers;
+using System.Text;
+using BenchmarkDotNet.Attributes;
+using Mesh.Sidecar.Detection;
+using Mesh.Sidecar.Listeners;
+
+namespace Mesh.Benchmarks;
+
+/// <summary>Classifies an HTTP/1 request line and the HTTP/2 preface, in one segment and split over two.</summary>
+[MemoryDiagnoser]
+public class DetectionBenchmarks
+{
+    private ReadOnlySequence<byte> _http1;
+    private ReadOnlySequence<byte> _http2;
+    private ReadOnlySequence<byte> _http2Split;
+
+    [GlobalSetup]
+    public void Setup()
+    {
+        _http1 = new ReadOnlySequence<byte>(Encoding.ASCII.GetBytes("GET /users/42 HTTP/1.1\r\nHost: api.example.com\r\n\r\n"));
+        var preface = Encoding.ASCII.GetBytes("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n");
+        var prefaceAndSettings = preface.Concat(new byte[] { 0, 0, 0, 4, 0, 0, 0, 0, 0 }).ToArray();
+        _http2 = new ReadOnlySequence<byte>(prefaceAndSettings);
+
+        // A preface that arrives in two reads, as a pipe may hand it over.
+        var head = new Segment(prefaceAndSettings.AsMemory(0, 10));
+        var tail = head.Append(prefaceAndSettings.AsMemory(10));
+        _http2Split = new ReadOnlySequence<byte>(head, 0, tail, tail.Memory.Length);
+    }
+
+    [Benchmark]
+    public int Http1RequestLine() => Code(HttpVersionDetector.Classify(_http1));
+
+    [Benchmark]
+    public int Http2Preface() => Code(HttpVersionDetector.Classify(_http2));
+
+    [Benchmark]
+    public int Http2PrefaceTwoSegments() => Code(HttpVersionDetector.Classify(_http2Split));
+
+    // The verdict's enum type is internal, so a public benchmark returns it as a number (-1: undecided).
+    private static int Code(HttpPipeline? verdict) => verdict is { } v ? (int)v : -1;
+
+    private sealed class Segment : ReadOnlySequenceSegment<byte>
+    {
+        public Segment(ReadOnlyMemory<byte> memory) => Memory = memory;
+
+        public Segment Append(ReadOnlyMemory<byte> memory)
+        {
+            var next = new Segment(memory) { RunningIndex = RunningIndex + Memory.Length };
+            Next = next;
+            return next;
+        }
+    }
+}
