@@ -47,14 +47,26 @@ internal sealed class AdminEndpoints(MeshStateStore store, ListenerManager liste
         var listenerList = new JsonArray();
         foreach (var listener in state.Options.Listeners)
         {
-            listenerList.Add(new JsonObject
+            var entry = new JsonObject
             {
                 ["name"] = listener.Name,
                 ["address"] = bound.TryGetValue(listener.Name, out var actual) ? actual.ToString() : null,
                 ["direction"] = listener.Direction,
                 ["protocol"] = listener.Protocol,
                 ["routes"] = new JsonArray([.. state.RoutesFor(listener.Name).Routes.Select(r => (JsonNode?)JsonValue.Create(r.Name))]),
-            });
+            };
+            if (state.L4Listeners.TryGetValue(listener.Name, out var l4))
+            {
+                entry["service"] = l4.DefaultCluster?.Name;
+                entry["sniRoutes"] = new JsonArray([.. l4.SniRoutes.Select(r => (JsonNode?)new JsonObject { ["name"] = r.Name, ["service"] = r.Cluster.Name })]);
+                entry["activeConnections"] = listeners.ActiveConnections(listener.Name);
+                if (listeners.UdpProxyOf(listener.Name) is { } udp)
+                {
+                    entry["udpFlows"] = udp.ActiveFlows;
+                }
+            }
+
+            listenerList.Add(entry);
         }
 
         var clusters = new JsonArray();
@@ -69,6 +81,7 @@ internal sealed class AdminEndpoints(MeshStateStore store, ListenerManager liste
                     ["port"] = endpoint.Endpoint.Port,
                     ["weight"] = endpoint.Weight,
                     ["health"] = endpoint.Health,
+                    // Requests in flight for L7, open connections (or UDP flows) for L4.
                     ["inFlight"] = endpoint.InFlight,
                     ["requests"] = endpoint.Requests,
                     ["failures"] = endpoint.Failures,

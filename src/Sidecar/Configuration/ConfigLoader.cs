@@ -54,7 +54,8 @@ public static class ConfigLoader
         var file = new ConfigurationBuilder().AddJsonStream(new MemoryStream(json)).Build();
         var commandLineValues = new ConfigurationBuilder().AddCommandLine([.. commandLine ?? []]).Build().AsEnumerable().Where(pair => pair.Value is not null);
         var root = new ConfigurationBuilder()
-            .AddConfiguration(file)
+            // The JSON again rather than AddConfiguration(file): a chained configuration reports "" as missing.
+            .AddJsonStream(new MemoryStream(json))
             .AddInMemoryCollection(MatchFileCasing(file, EnvironmentOverrides(environment ?? Environment.GetEnvironmentVariables())))
             .AddInMemoryCollection(MatchFileCasing(file, commandLineValues))
             .Build();

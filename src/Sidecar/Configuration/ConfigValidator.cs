@@ -23,10 +23,11 @@ internal static partial class ConfigValidator
         }
 
         var listenerNames = new Dictionary<string, int>(StringComparer.Ordinal);
-        var sockets = new Dictionary<string, string>(StringComparer.Ordinal) { [$"{options.Admin.Address}:{options.Admin.Port}"] = "admin" };
+        var sockets = new Dictionary<string, string>(StringComparer.Ordinal) { [$"tcp/{options.Admin.Address}:{options.Admin.Port}"] = "admin" };
         for (var i = 0; i < options.Listeners.Count; i++)
         {
             ValidateListener(options.Listeners[i], $"listeners[{i}]", listenerNames, sockets, i, errors);
+            ValidateL4Listener(options, options.Listeners[i], $"listeners[{i}]", errors);
         }
 
         var routeNames = new HashSet<string>(StringComparer.Ordinal);
@@ -67,14 +68,112 @@ internal static partial class ConfigValidator
         }
 
         CheckAddress(listener.Address, path + ".address", errors);
-        if (CheckPort(listener.Port, path + ".port", allowZero: true, errors) && listener.Port != 0
-            && !sockets.TryAdd($"{listener.Address}:{listener.Port}", path))
+        // UDP and TCP sockets may share a port number.
+        var socket = $"{(listener.Protocol == ListenerProtocols.Udp ? "udp" : "tcp")}/{listener.Address}:{listener.Port}";
+        if (CheckPort(listener.Port, path + ".port", allowZero: true, errors) && listener.Port != 0 && !sockets.TryAdd(socket, path))
         {
-            errors.Add(new ConfigError(path + ".port", $"{listener.Address}:{listener.Port} is already used by {sockets[$"{listener.Address}:{listener.Port}"]}"));
+            errors.Add(new ConfigError(path + ".port", $"{listener.Address}:{listener.Port} is already used by {sockets[socket]}"));
         }
 
         CheckOneOf(listener.Direction, path + ".direction", [Directions.Inbound, Directions.Outbound], errors);
-        CheckOneOf(listener.Protocol, path + ".protocol", [ListenerProtocols.Http], errors);
+        CheckOneOf(listener.Protocol, path + ".protocol", ListenerProtocols.All, errors);
+    }
+
+    private static void ValidateL4Listener(MeshOptions options, ListenerOptions listener, string path, List<ConfigError> errors)
+    {
+        var protocol = listener.Protocol;
+        if (protocol is ListenerProtocols.Tcp or ListenerProtocols.Udp && string.IsNullOrEmpty(listener.Service))
+        {
+            errors.Add(new ConfigError(path + ".service", $"a {protocol} listener needs a service"));
+        }
+
+        if (!string.IsNullOrEmpty(listener.Service))
+        {
+            CheckL4Service(options, listener.Service, path + ".service", errors);
+        }
+
+        var tcp = listener.Tcp;
+        CheckPositive(tcp.ConnectTimeoutMs, path + ".tcp.connectTimeoutMs", errors);
+        CheckNotNegative(tcp.IdleTimeoutMs, path + ".tcp.idleTimeoutMs", errors);
+        CheckNotNegative(tcp.MaxConnections, path + ".tcp.maxConnections", errors);
+        CheckPositive(listener.DetectTimeoutMs, path + ".detectTimeoutMs", errors);
+        CheckPositive(listener.Udp.FlowIdleTimeoutMs, path + ".udp.flowIdleTimeoutMs", errors);
+        CheckPositive(listener.Udp.MaxFlows, path + ".udp.maxFlows", errors);
+
+        var tls = listener.Tls;
+        CheckOneOf(tls.NoSni, path + ".tls.noSni", [NoSniActions.Default, NoSniActions.Refuse], errors);
+        CheckPositive(tls.PeekTimeoutMs, path + ".tls.peekTimeoutMs", errors);
+        if (tls.Routes.Count > 0 && protocol is not (ListenerProtocols.TlsPassthrough or ListenerProtocols.Auto))
+        {
+            errors.Add(new ConfigError(path + ".tls.routes", $"SNI routes need protocol tls-passthrough or auto, not {protocol}"));
+        }
+
+        var names = new HashSet<string>(StringComparer.Ordinal);
+        for (var i = 0; i < tls.Routes.Count; i++)
+        {
+            var route = tls.Routes[i];
+            var at = $"{path}.tls.routes[{i}]";
+            if (CheckName(route.Name, at + ".name", errors) && !names.Add(route.Name))
+            {
+                errors.Add(new ConfigError(at + ".name", $"'{route.Name}' is already the name of another SNI route"));
+            }
+
+            if (route.ServerNames.Count == 0)
+            {
+                errors.Add(new ConfigError(at + ".serverNames", "give at least one server name ('*' matches any)"));
+            }
+
+            for (var j = 0; j < route.ServerNames.Count; j++)
+            {
+                CheckHostPattern(route.ServerNames[j], $"{at}.serverNames[{j}]", errors);
+            }
+
+            if (string.IsNullOrEmpty(route.Service))
+            {
+                errors.Add(new ConfigError(at + ".service", "is required"));
+            }
+            else
+            {
+                CheckL4Service(options, route.Service, at + ".service", errors);
+            }
+        }
+    }
+
+    private static void CheckL4Service(MeshOptions options, string service, string path, List<ConfigError> errors)
+    {
+        if (!options.Services.TryGetValue(service, out var target))
+        {
+            errors.Add(new ConfigError(path, $"no service named '{service}' in services"));
+        }
+        else if (target.LoadBalancing.Hash is { Source: not HashSources.ClientAddress } hash && target.LoadBalancing.Policy == LoadBalancingPolicies.ConsistentHash)
+        {
+            errors.Add(new ConfigError(path, $"service '{service}' hashes on a {hash.Source}, which an L4 listener cannot see; use client-address"));
+        }
+    }
+
+    private static void CheckPositive(int value, string path, List<ConfigError> errors)
+    {
+        if (value <= 0)
+        {
+            errors.Add(new ConfigError(path, $"{value} must be above 0"));
+        }
+    }
+
+    private static void CheckNotNegative(int value, string path, List<ConfigError> errors)
+    {
+        if (value < 0)
+        {
+            errors.Add(new ConfigError(path, $"{value} must be 0 or more"));
+        }
+    }
+
+    private static void CheckHostPattern(string host, string path, List<ConfigError> errors)
+    {
+        var name = host.StartsWith("*.", StringComparison.Ordinal) ? host[2..] : host;
+        if (host != "*" && (name.Length == 0 || name.Contains('*', StringComparison.Ordinal) || Uri.CheckHostName(name) == UriHostNameType.Unknown))
+        {
+            errors.Add(new ConfigError(path, $"'{host}' is not a host name, '*.suffix' or '*'"));
+        }
     }
 
     private static void ValidateRoute(MeshOptions options, RouteOptions route, string path, Dictionary<string, int> listeners, HashSet<string> names, List<ConfigError> errors)
@@ -92,9 +191,17 @@ internal static partial class ConfigValidator
                 errors.Add(new ConfigError($"{path}.listeners[{i}]", $"no listener named '{route.Listeners[i]}'"));
                 onlyInbound = false;
             }
-            else if (options.Listeners[index].Direction != Directions.Inbound)
+            else
             {
-                onlyInbound = false;
+                if (!ListenerProtocols.CarriesHttp(options.Listeners[index].Protocol))
+                {
+                    errors.Add(new ConfigError($"{path}.listeners[{i}]", $"listener '{route.Listeners[i]}' is {options.Listeners[index].Protocol}; HTTP routes apply to http and auto listeners (use tls.routes or service for L4)"));
+                }
+
+                if (options.Listeners[index].Direction != Directions.Inbound)
+                {
+                    onlyInbound = false;
+                }
             }
         }
 
@@ -118,12 +225,7 @@ internal static partial class ConfigValidator
     {
         for (var i = 0; i < match.Hosts.Count; i++)
         {
-            var host = match.Hosts[i];
-            var name = host.StartsWith("*.", StringComparison.Ordinal) ? host[2..] : host;
-            if (host != "*" && (name.Length == 0 || name.Contains('*', StringComparison.Ordinal) || Uri.CheckHostName(name) == UriHostNameType.Unknown))
-            {
-                errors.Add(new ConfigError($"{path}.hosts[{i}]", $"'{host}' is not a host name, '*.suffix' or '*'"));
-            }
+            CheckHostPattern(match.Hosts[i], $"{path}.hosts[{i}]", errors);
         }
 
         if (match.Path is { } pathMatch)

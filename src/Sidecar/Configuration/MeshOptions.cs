@@ -70,8 +70,91 @@ public sealed record ListenerOptions
     /// <summary><c>inbound</c> (peers to the local app) or <c>outbound</c> (the local app to upstreams).</summary>
     public string Direction { get; init; } = Directions.Outbound;
 
-    /// <summary>Listener protocol; <c>http</c> accepts HTTP/1.1 and HTTP/2 (prior knowledge) on one port.</summary>
+    /// <summary>Listener protocol: <c>http</c>, <c>tcp</c>, <c>tls-passthrough</c>, <c>udp</c> or <c>auto</c>.</summary>
     public string Protocol { get; init; } = ListenerProtocols.Http;
+
+    /// <summary>
+    /// L4 target: the service of a <c>tcp</c> or <c>udp</c> listener, the fall-through of <c>auto</c>
+    /// for traffic that is neither TLS nor HTTP, and the default of <c>tls-passthrough</c> when no SNI route matches.
+    /// </summary>
+    public string? Service { get; init; }
+
+    /// <summary>TCP settings for <c>tcp</c>, <c>tls-passthrough</c> and the L4 side of <c>auto</c>.</summary>
+    public TcpListenerOptions Tcp { get; init; } = new();
+
+    /// <summary>SNI routing for <c>tls-passthrough</c> and the TLS side of <c>auto</c>.</summary>
+    public TlsPassthroughOptions Tls { get; init; } = new();
+
+    /// <summary>UDP settings for <c>udp</c>.</summary>
+    public UdpListenerOptions Udp { get; init; } = new();
+
+    /// <summary>
+    /// <c>auto</c> only: how long to wait for the client's first bytes before treating the
+    /// connection as a server-first protocol and sending it to <see cref="Service"/>.
+    /// </summary>
+    public int DetectTimeoutMs { get; init; } = 100;
+}
+
+/// <summary>Per-connection TCP proxy settings.</summary>
+public sealed record TcpListenerOptions
+{
+    /// <summary>Time allowed to connect to one endpoint before trying another.</summary>
+    public int ConnectTimeoutMs { get; init; } = 5000;
+
+    /// <summary>A connection with no bytes either way for this long is closed; 0 disables.</summary>
+    public int IdleTimeoutMs { get; init; } = 3_600_000;
+
+    /// <summary>Open connections allowed on the listener; 0 means no limit. Past it, new connections are refused at once.</summary>
+    public int MaxConnections { get; init; }
+}
+
+/// <summary>TLS passthrough: route by the ClientHello's server name without terminating TLS.</summary>
+public sealed record TlsPassthroughOptions
+{
+    /// <summary>Ordered SNI routes; the first whose server names (and ALPN, when given) match wins.</summary>
+    public IReadOnlyList<SniRouteOptions> Routes { get; init; } = [];
+
+    /// <summary>A ClientHello without SNI: <c>default</c> (the listener's service) or <c>refuse</c>.</summary>
+    public string NoSni { get; init; } = NoSniActions.Default;
+
+    /// <summary>How long to wait for a whole ClientHello.</summary>
+    public int PeekTimeoutMs { get; init; } = 5000;
+}
+
+/// <summary>One SNI route.</summary>
+public sealed record SniRouteOptions
+{
+    /// <summary>Route name, for metrics.</summary>
+    public string Name { get; init; } = "";
+
+    /// <summary>Exact names, <c>*.suffix</c> wildcards, or <c>*</c>.</summary>
+    public IReadOnlyList<string> ServerNames { get; init; } = [];
+
+    /// <summary>When set, one of these ALPN protocols must be offered.</summary>
+    public IReadOnlyList<string> Alpn { get; init; } = [];
+
+    /// <summary>Target service.</summary>
+    public string Service { get; init; } = "";
+}
+
+/// <summary>UDP proxy settings.</summary>
+public sealed record UdpListenerOptions
+{
+    /// <summary>A flow (client address and port) with no datagrams either way for this long is forgotten.</summary>
+    public int FlowIdleTimeoutMs { get; init; } = 60_000;
+
+    /// <summary>Most flows at once; datagrams of new flows past it are dropped and counted.</summary>
+    public int MaxFlows { get; init; } = 65_536;
+}
+
+/// <summary>What a TLS passthrough listener does with a ClientHello that names no server.</summary>
+public static class NoSniActions
+{
+    /// <summary>Send it to the listener's service.</summary>
+    public const string Default = "default";
+
+    /// <summary>Close the connection.</summary>
+    public const string Refuse = "refuse";
 }
 
 /// <summary>One route: a match and the service it sends to.</summary>
@@ -269,6 +352,24 @@ public static class ListenerProtocols
 {
     /// <summary>HTTP/1.1 and HTTP/2 (prior knowledge) on one port, routed per request.</summary>
     public const string Http = "http";
+
+    /// <summary>Opaque TCP, balanced per connection.</summary>
+    public const string Tcp = "tcp";
+
+    /// <summary>TLS left untouched, routed by the ClientHello's SNI.</summary>
+    public const string TlsPassthrough = "tls-passthrough";
+
+    /// <summary>UDP flows, balanced per client.</summary>
+    public const string Udp = "udp";
+
+    /// <summary>Detects TLS, HTTP/1.1 or HTTP/2 by the first bytes; anything else goes to TCP.</summary>
+    public const string Auto = "auto";
+
+    /// <summary>Every listener protocol.</summary>
+    public static readonly IReadOnlyList<string> All = [Http, Tcp, TlsPassthrough, Udp, Auto];
+
+    /// <summary>True for protocols whose requests go through the L7 route table.</summary>
+    public static bool CarriesHttp(string protocol) => protocol is Http or Auto;
 }
 
 /// <summary>HTTP versions spoken upstream.</summary>
@@ -290,6 +391,9 @@ public static class LoadBalancingPolicies
     /// <summary>Fewest in-flight requests (weighted).</summary>
     public const string LeastRequests = "least-requests";
 
+    /// <summary>Fewest open connections (weighted); the L4 name for least-requests.</summary>
+    public const string LeastConnections = "least-connections";
+
     /// <summary>Two random endpoints, the less loaded wins.</summary>
     public const string PowerOfTwoChoices = "power-of-two-choices";
 
@@ -300,7 +404,7 @@ public static class LoadBalancingPolicies
     public const string ConsistentHash = "consistent-hash";
 
     /// <summary>Every policy name.</summary>
-    public static readonly IReadOnlyList<string> All = [RoundRobin, LeastRequests, PowerOfTwoChoices, Random, ConsistentHash];
+    public static readonly IReadOnlyList<string> All = [RoundRobin, LeastRequests, LeastConnections, PowerOfTwoChoices, Random, ConsistentHash];
 }
 
 /// <summary>Consistent-hash key sources.</summary>

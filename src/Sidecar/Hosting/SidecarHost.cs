@@ -5,6 +5,7 @@ using Mesh.Discovery;
 using Mesh.Discovery.Static;
 using Mesh.Sidecar.Admin;
 using Mesh.Sidecar.Configuration;
+using Mesh.Sidecar.L4;
 using Mesh.Sidecar.L7;
 using Mesh.Sidecar.Listeners;
 using Mesh.Sidecar.Metrics;
@@ -30,6 +31,9 @@ public sealed record SidecarLaunch(string ConfigPath)
 
     /// <summary>Extra logging setup (tests route logs to their output).</summary>
     public Action<ILoggingBuilder>? ConfigureLogging { get; init; }
+
+    /// <summary>Extra services, such as <see cref="Mesh.Plugins.IConnectionFilter"/>s, registered before the host is built.</summary>
+    public Action<IServiceCollection>? ConfigureServices { get; init; }
 }
 
 /// <summary>Thrown when the first configuration cannot be applied; carries every problem.</summary>
@@ -103,6 +107,8 @@ internal static class SidecarHost
         services.AddSingleton<StateTranslator>();
         services.AddSingleton<MeshStateStore>();
         services.AddSingleton<StaticServiceCatalog>();
+        services.AddSingleton<ConnectionHook>();
+        services.AddSingleton<L4DataPath>();
         services.AddSingleton<ListenerManager>();
         services.AddSingleton<MeshRuntime>(sp => new MeshRuntime(
             sp.GetRequiredService<MeshStateStore>(),
@@ -114,6 +120,8 @@ internal static class SidecarHost
             sp.GetRequiredService<ILogger<MeshRuntime>>()));
         services.AddSingleton<AdminEndpoints>();
         services.AddSingleton<HttpDataPath>();
+
+        launch.ConfigureServices?.Invoke(services);
 
         var app = builder.Build();
         var dataPath = app.Services.GetRequiredService<HttpDataPath>();

@@ -23,7 +23,7 @@ internal abstract class LoadBalancer
     public static LoadBalancer Create(string policy, EndpointState[] endpoints) => policy switch
     {
         LoadBalancingPolicies.RoundRobin => new RoundRobinBalancer(endpoints),
-        LoadBalancingPolicies.LeastRequests => new LeastRequestsBalancer(endpoints),
+        LoadBalancingPolicies.LeastRequests or LoadBalancingPolicies.LeastConnections => new LeastRequestsBalancer(endpoints),
         LoadBalancingPolicies.PowerOfTwoChoices => new PowerOfTwoChoicesBalancer(endpoints),
         LoadBalancingPolicies.Random => new RandomBalancer(endpoints),
         LoadBalancingPolicies.ConsistentHash => new ConsistentHashBalancer(endpoints),

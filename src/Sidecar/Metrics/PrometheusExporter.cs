@@ -42,7 +42,15 @@ internal sealed class PrometheusExporter : IDisposable
             series = _series.GetOrAdd(key, static (k, state) => new Series(state.Instrument, state.Names), (Instrument: instrument, Names: Names(tags)));
         }
 
-        series.Record(value);
+        if (instrument.IsObservable)
+        {
+            // Observable instruments report their current value on each collection.
+            series.Set(value);
+        }
+        else
+        {
+            series.Record(value);
+        }
     }
 
     private static string? Tag(ReadOnlySpan<KeyValuePair<string, object?>> tags, int index) =>
@@ -62,6 +70,7 @@ internal sealed class PrometheusExporter : IDisposable
     /// <summary>Renders every series in Prometheus text exposition format 0.0.4.</summary>
     public string Render()
     {
+        _listener.RecordObservableInstruments();
         var text = new StringBuilder();
         var byInstrument = new SortedDictionary<string, List<(SeriesKey Key, Series Series)>>(StringComparer.Ordinal);
         foreach (var (key, series) in _series)
@@ -81,7 +90,7 @@ internal sealed class PrometheusExporter : IDisposable
             var type = instrument switch
             {
                 Histogram<double> => "histogram",
-                UpDownCounter<long> => "gauge",
+                UpDownCounter<long> or ObservableGauge<long> => "gauge",
                 _ => "counter",
             };
             text.Append("# HELP ").Append(name).Append(' ').Append(instrument.Description).Append('\n');
@@ -111,7 +120,7 @@ internal sealed class PrometheusExporter : IDisposable
             return name + "_seconds";
         }
 
-        return instrument is UpDownCounter<long> ? name : name + "_total";
+        return instrument is UpDownCounter<long> or ObservableGauge<long> ? name : name.EndsWith("_total", StringComparison.Ordinal) ? name : name + "_total";
     }
 
     private static string Labels(string[] names, SeriesKey key)
@@ -157,6 +166,8 @@ internal sealed class PrometheusExporter : IDisposable
         public string[] TagNames { get; }
 
         public double Sum => Volatile.Read(ref _sum);
+
+        public void Set(double value) => Volatile.Write(ref _sum, value);
 
         public void Record(double value)
         {

@@ -1,6 +1,7 @@
 // The whole routing state as one immutable snapshot, swapped atomically on every change.
 using Mesh.Sidecar.Configuration;
 using Mesh.Sidecar.Endpoints;
+using Mesh.Sidecar.L4;
 using Mesh.Sidecar.Routing;
 using Microsoft.Extensions.Primitives;
 
@@ -11,7 +12,8 @@ internal sealed class MeshState(
     MeshOptions options,
     long version,
     IReadOnlyDictionary<string, RouteTable> routesByListener,
-    IReadOnlyDictionary<string, Cluster> clusters)
+    IReadOnlyDictionary<string, Cluster> clusters,
+    IReadOnlyDictionary<string, L4Routes> l4Listeners)
 {
     public MeshOptions Options { get; } = options;
 
@@ -20,6 +22,8 @@ internal sealed class MeshState(
     public IReadOnlyDictionary<string, RouteTable> RoutesByListener { get; } = routesByListener;
 
     public IReadOnlyDictionary<string, Cluster> Clusters { get; } = clusters;
+
+    public IReadOnlyDictionary<string, L4Routes> L4Listeners { get; } = l4Listeners;
 
     public RouteTable RoutesFor(string listener) => RoutesByListener.TryGetValue(listener, out var table) ? table : RouteTable.Empty;
 }

@@ -3,6 +3,7 @@ using Mesh.Discovery;
 using Mesh.Plugins;
 using Mesh.Sidecar.Configuration;
 using Mesh.Sidecar.Endpoints;
+using Mesh.Sidecar.L4;
 using Mesh.Sidecar.LoadBalancing;
 using Mesh.Sidecar.Routing;
 using Mesh.Sidecar.Upstream;
@@ -39,8 +40,19 @@ internal sealed class StateTranslator(UpstreamClients clients)
         }
 
         var routes = new Dictionary<string, RouteTable>(StringComparer.Ordinal);
+        var l4 = new Dictionary<string, L4Routes>(StringComparer.Ordinal);
         foreach (var listener in options.Listeners)
         {
+            if (listener.Protocol != ListenerProtocols.Http)
+            {
+                l4[listener.Name] = BuildL4(listener, clusters);
+            }
+
+            if (!ListenerProtocols.CarriesHttp(listener.Protocol))
+            {
+                continue;
+            }
+
             var inbound = listener.Direction == Directions.Inbound;
             var compiled = new List<CompiledRoute>();
             foreach (var route in options.Routes)
@@ -62,7 +74,22 @@ internal sealed class StateTranslator(UpstreamClients clients)
             routes[listener.Name] = new RouteTable([.. compiled]);
         }
 
-        return new MeshState(options, version, routes, clusters);
+        return new MeshState(options, version, routes, clusters, l4);
+    }
+
+    private static L4Routes BuildL4(ListenerOptions listener, Dictionary<string, Cluster> clusters)
+    {
+        var defaultCluster = listener.Service is { Length: > 0 } service ? clusters.GetValueOrDefault(service) : null;
+        var sni = new List<SniRoute>();
+        foreach (var route in listener.Tls.Routes)
+        {
+            if (clusters.TryGetValue(route.Service, out var cluster))
+            {
+                sni.Add(new SniRoute(route.Name, [.. route.ServerNames.Select(n => new HostMatcher(n))], [.. route.Alpn], cluster));
+            }
+        }
+
+        return new L4Routes(listener, defaultCluster, [.. sni]);
     }
 
     private Cluster BuildCluster(string name, ServiceOptions service, IReadOnlyList<ServiceEndpoint> endpoints, MeshState? previous)

@@ -1,0 +1,28 @@
+// The connection-level hook: allow or deny a connection at accept, before any byte goes upstream.
+namespace Mesh.Plugins;
+
+/// <summary>
+/// Runs once per accepted connection on every listener, after the sidecar has read what it can see
+/// without decrypting (the SNI and ALPN of a TLS ClientHello). Authorization and plugin filters plug
+/// in here; the peer's identity joins <see cref="ConnectionInfo"/> when mTLS lands.
+/// </summary>
+public interface IConnectionFilter
+{
+    /// <summary>True lets the connection through; false closes it at once.</summary>
+    ValueTask<bool> AllowAsync(ConnectionInfo connection, CancellationToken cancellationToken);
+}
+
+/// <summary>What is known of a connection at accept.</summary>
+/// <param name="Listener">Name of the listener that accepted it.</param>
+/// <param name="Protocol">What the listener saw: <c>http1</c>, <c>http2</c>, <c>tls</c> or <c>tcp</c>.</param>
+/// <param name="RemoteAddress">Client IP address as text.</param>
+/// <param name="RemotePort">Client port.</param>
+/// <param name="ServerName">SNI from the ClientHello, lower case; null when not TLS or absent.</param>
+/// <param name="Alpn">ALPN protocols the client offered, in its order; empty when none.</param>
+public sealed record ConnectionInfo(
+    string Listener,
+    string Protocol,
+    string RemoteAddress,
+    int RemotePort,
+    string? ServerName,
+    IReadOnlyList<string> Alpn);

@@ -1,0 +1,56 @@
+// Options and result of the L4 TCP byte relay (TcpRelay).
+namespace Mesh.Sidecar.L4.Tcp;
+
+/// <summary>Settings of one <see cref="TcpRelay"/> run.</summary>
+internal sealed record RelayOptions
+{
+    /// <summary>The default copy buffer: 64 KiB per direction.</summary>
+    public const int DefaultBufferSize = 64 * 1024;
+
+    /// <summary>
+    /// How long the relay may go without moving a byte either way before it closes both sockets
+    /// (<see cref="RelayOutcome.IdleTimeout"/>). <see cref="Timeout.InfiniteTimeSpan"/> disables it.
+    /// Defaults to one hour, the listener default.
+    /// </summary>
+    public TimeSpan IdleTimeout
+    {
+        get;
+        init => field = value == Timeout.InfiniteTimeSpan || value > TimeSpan.Zero
+            ? value
+            : throw new ArgumentOutOfRangeException(nameof(IdleTimeout), value, "The idle timeout must be positive or Timeout.InfiniteTimeSpan.");
+    } = TimeSpan.FromHours(1);
+
+    /// <summary>The size of the one buffer each direction copies through (default 64 KiB).</summary>
+    public int BufferSize
+    {
+        get;
+        init => field = value > 0
+            ? value
+            : throw new ArgumentOutOfRangeException(nameof(BufferSize), value, "The buffer size must be positive.");
+    } = DefaultBufferSize;
+}
+
+/// <summary>How a relay ended.</summary>
+internal enum RelayOutcome
+{
+    /// <summary>Both sides half-closed (FIN) normally and every byte was passed on.</summary>
+    Completed,
+
+    /// <summary>The client reset (or failed); the upstream was reset in turn.</summary>
+    ClientReset,
+
+    /// <summary>The upstream reset (or failed); the client was reset in turn.</summary>
+    UpstreamReset,
+
+    /// <summary>No byte moved either way for the idle timeout; both sockets were closed.</summary>
+    IdleTimeout,
+
+    /// <summary>The caller's token was cancelled; both sockets were closed.</summary>
+    Cancelled,
+}
+
+/// <summary>What a relay moved and how it ended.</summary>
+/// <param name="BytesFromClient">Bytes passed from the client to the upstream, the client prefix included.</param>
+/// <param name="BytesFromUpstream">Bytes passed from the upstream to the client.</param>
+/// <param name="Outcome">How the relay ended.</param>
+internal readonly record struct RelayResult(long BytesFromClient, long BytesFromUpstream, RelayOutcome Outcome);

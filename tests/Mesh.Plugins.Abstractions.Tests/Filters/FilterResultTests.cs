@@ -1,0 +1,73 @@
+namespace Mesh.Plugins.Abstractions.Tests.Filters;
+
+public class FilterResultTests
+{
+    [Fact]
+    public void Continue_IsTheDefaultValue()
+    {
+        var result = FilterResult.Continue;
+
+        Assert.Equal(FilterAction.Continue, result.Action);
+        Assert.Equal(default, result);
+        Assert.Equal(0, result.StatusCode);
+        Assert.Null(result.Body);
+        Assert.Null(result.Service);
+    }
+
+    [Fact]
+    public void Respond_WithBody_CarriesStatusAndBody()
+    {
+        var result = FilterResult.Respond(403, "forbidden");
+
+        Assert.Equal(FilterAction.Respond, result.Action);
+        Assert.Equal(403, result.StatusCode);
+        Assert.Equal("forbidden", result.Body);
+        Assert.Null(result.Service);
+    }
+
+    [Fact]
+    public void Respond_WithoutBody_HasNullBody()
+    {
+        var result = FilterResult.Respond(204);
+
+        Assert.Equal(FilterAction.Respond, result.Action);
+        Assert.Equal(204, result.StatusCode);
+        Assert.Null(result.Body);
+    }
+
+    [Fact]
+    public void Reroute_Service_CarriesServiceOnly()
+    {
+        var result = FilterResult.Reroute("api-canary");
+
+        Assert.Equal(FilterAction.Reroute, result.Action);
+        Assert.Equal("api-canary", result.Service);
+        Assert.Equal(0, result.StatusCode);
+        Assert.Null(result.Body);
+    }
+
+    [Fact]
+    public void Reroute_EmptyService_Throws()
+    {
+        var error = Assert.Throws<ArgumentException>(() => FilterResult.Reroute(""));
+
+        Assert.Equal("service", error.ParamName);
+    }
+
+    [Fact]
+    public void Reroute_NullService_Throws()
+    {
+        var error = Assert.Throws<ArgumentNullException>(() => FilterResult.Reroute(null!));
+
+        Assert.Equal("service", error.ParamName);
+    }
+
+    [Fact]
+    public void Equality_SameDecision_IsEqual()
+    {
+        Assert.Equal(FilterResult.Respond(429, "slow down"), FilterResult.Respond(429, "slow down"));
+        Assert.NotEqual(FilterResult.Respond(429, "slow down"), FilterResult.Respond(429));
+        Assert.Equal(FilterResult.Reroute("a"), FilterResult.Reroute("a"));
+        Assert.NotEqual(FilterResult.Reroute("a"), FilterResult.Reroute("b"));
+    }
+}

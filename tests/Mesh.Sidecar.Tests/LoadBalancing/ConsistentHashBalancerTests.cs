@@ -1,0 +1,163 @@
+using Mesh.Sidecar.Endpoints;
+using Mesh.Sidecar.LoadBalancing;
+using static Mesh.Sidecar.Tests.LoadBalancing.TestEndpoints;
+
+namespace Mesh.Sidecar.Tests.LoadBalancing;
+
+public class ConsistentHashBalancerTests
+{
+    private const int KeyCount = 10_000;
+
+    private static readonly ulong[] Keys = [.. Enumerable.Range(0, KeyCount).Select(i => StableHash.Of($"user-{i}"))];
+
+    [Fact]
+    public void Pick_SameKey_AlwaysSameEndpoint()
+    {
+        var balancer = new ConsistentHashBalancer(Many(5));
+
+        foreach (var key in Keys.Take(1000))
+        {
+            var first = balancer.Pick(key);
+            Assert.NotNull(first);
+            Assert.Same(first, balancer.Pick(key));
+            Assert.Same(first, balancer.Pick(key));
+        }
+    }
+
+    [Fact]
+    public void Pick_RebuiltFromEqualEndpoints_PlacesKeysIdentically()
+    {
+        // Placement depends only on the endpoint set, so separate sidecars agree.
+        var first = Owners(new ConsistentHashBalancer(Many(5)));
+        var second = Owners(new ConsistentHashBalancer(Many(5)));
+
+        Assert.Equal(first, second);
+    }
+
+    [Fact]
+    public void Pick_10000KeysOver5Endpoints_EachGetsBetween10And30Percent()
+    {
+        var endpoints = Many(5);
+        var balancer = new ConsistentHashBalancer(endpoints);
+
+        var counts = Count(endpoints, Keys.Select(k => balancer.Pick(k)));
+
+        Assert.All(counts, count => Assert.InRange(count, KeyCount / 10, KeyCount * 3 / 10));
+    }
+
+    [Fact]
+    public void Pick_AddingSixthEndpoint_MovesAboutASixthOfKeysAllToTheNewEndpoint()
+    {
+        var five = Many(5);
+        var six = Many(6);
+        var before = Owners(new ConsistentHashBalancer(five));
+        var after = Owners(new ConsistentHashBalancer(six));
+
+        var moved = 0;
+        for (var i = 0; i < KeyCount; i++)
+        {
+            if (before[i] != after[i])
+            {
+                moved++;
+                Assert.Equal(six[5].Authority, after[i]);
+            }
+        }
+
+        Assert.InRange(moved, KeyCount / 10, KeyCount / 4);
+    }
+
+    [Fact]
+    public void Pick_RemovingAnEndpoint_MovesOnlyTheKeysItOwned()
+    {
+        var five = Many(5);
+        var removed = five[2];
+        EndpointState[] four = [five[0], five[1], five[3], five[4]];
+        var before = Owners(new ConsistentHashBalancer(five));
+        var after = Owners(new ConsistentHashBalancer(four));
+
+        var moved = 0;
+        for (var i = 0; i < KeyCount; i++)
+        {
+            if (before[i] == removed.Authority)
+            {
+                Assert.NotEqual(removed.Authority, after[i]);
+                moved++;
+            }
+            else
+            {
+                Assert.Equal(before[i], after[i]);
+            }
+        }
+
+        Assert.True(moved > 0);
+    }
+
+    [Fact]
+    public void Pick_EndpointOrder_DoesNotChangePlacement()
+    {
+        var endpoints = Many(5);
+        EndpointState[] shuffled = [endpoints[3], endpoints[0], endpoints[4], endpoints[2], endpoints[1]];
+
+        var inOrder = Owners(new ConsistentHashBalancer(endpoints));
+        var reversed = Owners(new ConsistentHashBalancer([.. endpoints.Reverse()]));
+        var mixed = Owners(new ConsistentHashBalancer(shuffled));
+
+        Assert.Equal(inOrder, reversed);
+        Assert.Equal(inOrder, mixed);
+    }
+
+    [Fact]
+    public void Pick_HeavierEndpoint_OwnsMoreKeys()
+    {
+        var endpoints = WithWeights(3, 1);
+        var balancer = new ConsistentHashBalancer(endpoints);
+
+        var counts = Count(endpoints, Keys.Select(k => balancer.Pick(k)));
+
+        Assert.InRange((double)counts[0] / KeyCount, 0.6, 0.9);
+    }
+
+    [Fact]
+    public void Pick_NullHash_PicksSomeEndpointOfTheSet()
+    {
+        var endpoints = Many(3);
+        var balancer = new ConsistentHashBalancer(endpoints);
+
+        var counts = Count(endpoints, Enumerable.Range(0, 300).Select(_ => balancer.Pick(null)));
+
+        Assert.Equal(300, counts.Sum());
+    }
+
+    [Fact]
+    public void Pick_ExtremeHashValues_WrapAroundTheRing()
+    {
+        var endpoints = Many(3);
+        var balancer = new ConsistentHashBalancer(endpoints);
+
+        Assert.Contains(balancer.Pick(ulong.MaxValue), endpoints);
+        Assert.Contains(balancer.Pick(0), endpoints);
+        Assert.Same(balancer.Pick(0), balancer.Pick(ulong.MaxValue));
+    }
+
+    [Fact]
+    public void Pick_SingleEndpoint_OwnsEveryKey()
+    {
+        var endpoints = Many(1);
+        var balancer = new ConsistentHashBalancer(endpoints);
+
+        Assert.All(Keys.Take(100), key => Assert.Same(endpoints[0], balancer.Pick(key)));
+    }
+
+    [Fact]
+    public void Pick_NoEndpoints_ReturnsNull()
+    {
+        var balancer = new ConsistentHashBalancer([]);
+
+        Assert.True(balancer.UsesHash);
+        Assert.Null(balancer.Pick(Keys[0]));
+        Assert.Null(balancer.Pick(null));
+    }
+
+    private static string[] Owners(ConsistentHashBalancer balancer) =>
+        [.. Keys.Select(k => balancer.Pick(k)!.Authority)];
+}
