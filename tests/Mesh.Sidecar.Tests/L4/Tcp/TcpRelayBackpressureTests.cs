@@ -6,14 +6,18 @@ using static Mesh.Sidecar.Tests.L4.Tcp.RelayHarness;
 
 namespace Mesh.Sidecar.Tests.L4.Tcp;
 
-/// <summary>The memory measurements are process-wide, so these tests run with no other test in parallel.</summary>
+/// <summary>
+/// The relay tests run with no other test in parallel: the memory measurements are process-wide,
+/// the timing tests (idle timeout) want a quiet machine, and the bulk transfers should not starve
+/// other engineers' timing-sensitive tests (UDP) of CPU.
+/// </summary>
 [CollectionDefinition(Name, DisableParallelization = true)]
-public sealed class TcpRelayMemoryCollection
+public sealed class TcpRelayCollection
 {
-    public const string Name = "TcpRelay memory (runs alone)";
+    public const string Name = "TcpRelay (real sockets, runs alone)";
 }
 
-[Collection(TcpRelayMemoryCollection.Name)]
+[Collection(TcpRelayCollection.Name)]
 public class TcpRelayBackpressureTests(ITestOutputHelper output)
 {
     private const long OneGiB = 1L << 30;

@@ -5,6 +5,7 @@ using static Mesh.Sidecar.Tests.L4.Tcp.RelayHarness;
 
 namespace Mesh.Sidecar.Tests.L4.Tcp;
 
+[Collection(TcpRelayCollection.Name)]
 public class TcpRelayTests
 {
     [Theory]
