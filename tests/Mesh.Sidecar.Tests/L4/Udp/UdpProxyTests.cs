@@ -72,8 +72,13 @@ public sealed class UdpProxyTests : IAsyncLifetime
         var balancer = _current;
         var clients = Enumerable.Range(2, 199).Select(Client).ToArray();
 
+        // At most 16 clients in flight: a burst of 199 first datagrams can overflow a loopback
+        // socket's receive buffer on a loaded machine, and UDP drops rather than waits.
+        using var inFlight = new SemaphoreSlim(16);
         var backendsSeen = await Task.WhenAll(clients.Select(async client =>
         {
+            await inFlight.WaitAsync();
+            using var slot = new SemaphoreRelease(inFlight);
             var seen = new List<string>();
             for (var n = 0; n < 5; n++)
             {
@@ -301,4 +306,10 @@ public sealed class UdpProxyTests : IAsyncLifetime
             await Task.Delay(10);
         }
     }
+}
+
+/// <summary>Releases a semaphore slot on dispose.</summary>
+internal sealed class SemaphoreRelease(SemaphoreSlim semaphore) : IDisposable
+{
+    public void Dispose() => semaphore.Release();
 }
