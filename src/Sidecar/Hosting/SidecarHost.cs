@@ -205,12 +205,16 @@ internal sealed class RunningSidecar(WebApplication app) : IAsyncDisposable
 
     public Task WaitForShutdownAsync(CancellationToken cancellationToken = default) => App.WaitForShutdownAsync(cancellationToken);
 
+    /// <summary>How long shutdown waits for open connections (Kestrel uses the same, via HostOptions).</summary>
+    public static TimeSpan DrainDeadline { get; } = TimeSpan.FromSeconds(15);
+
     public async ValueTask DisposeAsync()
     {
-        // Stop reloading and accepting, let Kestrel drain in-flight requests, then free the sockets.
+        // Stop reloading and accepting; let Kestrel drain in-flight requests and L4 connections
+        // close by themselves, both up to the drain deadline; then cut what is left and free the sockets.
         await App.Services.GetRequiredService<MeshRuntime>().DisposeAsync().ConfigureAwait(false);
         await Listeners.StopAcceptingAsync().ConfigureAwait(false);
-        await App.StopAsync(CancellationToken.None).ConfigureAwait(false);
+        await Task.WhenAll(App.StopAsync(CancellationToken.None), Listeners.DrainAsync(DrainDeadline)).ConfigureAwait(false);
         await Listeners.DisposeAsync().ConfigureAwait(false);
         await App.DisposeAsync().ConfigureAwait(false);
     }

@@ -46,6 +46,8 @@ internal sealed partial class ListenerManager : IAsyncDisposable
     private Dictionary<string, BoundSocket> _bound = new(StringComparer.Ordinal);
     private readonly List<BoundSocket> _retired = [];
     private int _disposed;
+    private int _l4Active;
+    private TaskCompletionSource? _drained;
 
     public ListenerManager(
         IOptions<SocketTransportOptions> socketOptions,
@@ -332,7 +334,7 @@ internal sealed partial class ListenerManager : IAsyncDisposable
     private async Task RunL4Async(BoundSocket socket, Socket client, string listener, bool tls)
     {
         socket.Opened();
-        _metrics.L4Opened(listener);
+        L4Opened(listener);
         try
         {
             await _l4.HandleSocketAsync(client, listener, tls, _stopping.Token).ConfigureAwait(false);
@@ -340,7 +342,47 @@ internal sealed partial class ListenerManager : IAsyncDisposable
         finally
         {
             socket.Closed();
-            _metrics.L4Closed(listener);
+            L4Closed(listener);
+        }
+    }
+
+    private void L4Opened(string listener)
+    {
+        Interlocked.Increment(ref _l4Active);
+        _metrics.L4Opened(listener);
+    }
+
+    private void L4Closed(string listener)
+    {
+        _metrics.L4Closed(listener);
+        if (Interlocked.Decrement(ref _l4Active) == 0)
+        {
+            Volatile.Read(ref _drained)?.TrySetResult();
+        }
+    }
+
+    /// <summary>
+    /// Stops accepting, then waits up to <paramref name="deadline"/> for open L4 connections to
+    /// close by themselves; whatever is still open afterwards is cut by <see cref="DisposeAsync"/>.
+    /// (L7 connections drain in Kestrel's own shutdown.)
+    /// </summary>
+    public async Task DrainAsync(TimeSpan deadline)
+    {
+        await StopAcceptingAsync().ConfigureAwait(false);
+        var drained = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        Volatile.Write(ref _drained, drained);
+        if (Volatile.Read(ref _l4Active) == 0)
+        {
+            return;
+        }
+
+        try
+        {
+            await drained.Task.WaitAsync(deadline).ConfigureAwait(false);
+        }
+        catch (TimeoutException)
+        {
+            Log.DrainTimedOut(_logger, Volatile.Read(ref _l4Active), deadline.TotalSeconds);
         }
     }
 
@@ -400,14 +442,14 @@ internal sealed partial class ListenerManager : IAsyncDisposable
 
     private async Task RunAutoL4Async(ConnectionContext connection, string listener, SniffedProtocol sniffed)
     {
-        _metrics.L4Opened(listener);
+        L4Opened(listener);
         try
         {
             await _l4.HandleConnectionAsync(connection, listener, sniffed, _stopping.Token).ConfigureAwait(false);
         }
         finally
         {
-            _metrics.L4Closed(listener);
+            L4Closed(listener);
         }
     }
 
@@ -543,6 +585,9 @@ internal sealed partial class ListenerManager : IAsyncDisposable
 
         [LoggerMessage(1003, LogLevel.Warning, "Accept failed on listener {Listener}")]
         public static partial void AcceptFailed(ILogger logger, string listener, Exception exception);
+
+        [LoggerMessage(1005, LogLevel.Warning, "Shutdown: {Count} L4 connections still open after the {Seconds} s drain deadline are closed")]
+        public static partial void DrainTimedOut(ILogger logger, int count, double seconds);
 
         [LoggerMessage(1004, LogLevel.Debug, "Connection on listener {Listener} closed during protocol detection: {Reason}")]
         public static partial void DetectionFailed(ILogger logger, string listener, string reason);
