@@ -30,42 +30,15 @@ internal static class HttpVersionDetector
     }
 
     /// <summary>
-    /// Reads until the version is known and leaves every byte in the pipe for the chosen pipeline.
+    /// Waits until the version is known and leaves every byte in the pipe for the chosen pipeline.
     /// A client that closes, or stays silent until <paramref name="timeout"/>, is given to HTTP/1,
     /// whose own header timeout applies.
     /// </summary>
-    /// <remarks>
-    /// A pipe only wakes a reader for bytes nobody has examined, so the bytes of the deciding read
-    /// are left unexamined: the pipeline's first read then returns at once. Earlier reads (when
-    /// the first bytes were too few to decide) must be marked examined to wait for more.
-    /// </remarks>
     public static async ValueTask<HttpPipeline> DetectAsync(PipeReader input, TimeSpan timeout, CancellationToken cancellationToken)
     {
-        using var deadline = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
-        deadline.CancelAfter(timeout);
-        SequencePosition? examined = null;
-        while (true)
-        {
-            ReadResult result;
-            try
-            {
-                result = await input.ReadAsync(deadline.Token).ConfigureAwait(false);
-            }
-            catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
-            {
-                return HttpPipeline.Http1;
-            }
-
-            var buffer = result.Buffer;
-            var verdict = Classify(buffer);
-            if (verdict is not null || result.IsCompleted || result.IsCanceled)
-            {
-                input.AdvanceTo(buffer.Start, examined ?? buffer.Start);
-                return verdict ?? HttpPipeline.Http1;
-            }
-
-            input.AdvanceTo(buffer.Start, buffer.End);
-            examined = buffer.End;
-        }
+        var peek = await FirstBytes.PeekAsync(input, timeout, ClassifyBuffer, cancellationToken).ConfigureAwait(false);
+        return peek.Verdict ?? HttpPipeline.Http1;
     }
+
+    private static HttpPipeline? ClassifyBuffer(ReadOnlySequence<byte> buffer) => Classify(buffer);
 }

@@ -72,35 +72,13 @@ internal static class ProtocolSniffer
 
     /// <summary>
     /// Waits for enough bytes to classify, leaving them all in the pipe for whoever handles the
-    /// connection next (see <see cref="HttpVersionDetector.DetectAsync"/> for the examined-bytes rule).
+    /// connection next. Silence until <paramref name="timeout"/> means a server-first protocol.
     /// </summary>
     public static async ValueTask<SniffedProtocol> DetectAsync(PipeReader input, TimeSpan timeout, CancellationToken cancellationToken)
     {
-        using var deadline = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
-        deadline.CancelAfter(timeout);
-        SequencePosition? examined = null;
-        while (true)
-        {
-            ReadResult result;
-            try
-            {
-                result = await input.ReadAsync(deadline.Token).ConfigureAwait(false);
-            }
-            catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
-            {
-                return examined is null ? SniffedProtocol.Silent : SniffedProtocol.Opaque;
-            }
-
-            var buffer = result.Buffer;
-            var verdict = Classify(buffer);
-            if (verdict is not null || result.IsCompleted || result.IsCanceled)
-            {
-                input.AdvanceTo(buffer.Start, examined ?? buffer.Start);
-                return verdict ?? SniffedProtocol.Opaque;
-            }
-
-            input.AdvanceTo(buffer.Start, buffer.End);
-            examined = buffer.End;
-        }
+        var peek = await FirstBytes.PeekAsync(input, timeout, ClassifyBuffer, cancellationToken).ConfigureAwait(false);
+        return peek.Verdict ?? (peek.TimedOut && !peek.SawBytes ? SniffedProtocol.Silent : SniffedProtocol.Opaque);
     }
+
+    private static SniffedProtocol? ClassifyBuffer(ReadOnlySequence<byte> buffer) => Classify(buffer);
 }
