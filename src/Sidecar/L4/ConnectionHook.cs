@@ -1,6 +1,6 @@
 // Runs the registered connection filters (plugins, authorization) for each accepted connection.
 using Mesh.Plugins;
-using ConnectionInfo = Mesh.Plugins.ConnectionInfo;
+
 
 namespace Mesh.Sidecar.L4;
 
@@ -9,10 +9,10 @@ internal sealed class ConnectionHook(IEnumerable<IConnectionFilter> filters)
 {
     private readonly IConnectionFilter[] _filters = [.. filters];
 
-    /// <summary>True when no filter is registered, so callers can skip building a <see cref="ConnectionInfo"/>.</summary>
+    /// <summary>True when no filter is registered, so callers can skip building a <see cref="AcceptedConnection"/>.</summary>
     public bool IsEmpty => _filters.Length == 0;
 
-    public async ValueTask<bool> AllowAsync(ConnectionInfo connection, CancellationToken cancellationToken)
+    public async ValueTask<bool> AllowAsync(AcceptedConnection connection, CancellationToken cancellationToken)
     {
         foreach (var filter in _filters)
         {

@@ -4,7 +4,7 @@ using System.IO.Pipelines;
 using System.Net;
 using System.Net.Sockets;
 using Mesh.Plugins;
-using ConnectionInfo = Mesh.Plugins.ConnectionInfo;
+
 using Mesh.Sidecar.Detection;
 using Mesh.Sidecar.Endpoints;
 using Mesh.Sidecar.L4.Tcp;
@@ -69,7 +69,7 @@ internal sealed partial class L4DataPath(MeshStateStore store, MeshMetrics metri
             }
 
             // 3. Connection hook: allow or deny before any byte goes upstream.
-            if (!await hook.AllowAsync(new ConnectionInfo(listener, tls ? "tls" : "tcp", remote.Address.ToString(), remote.Port, serverName, alpn), stopping).ConfigureAwait(false))
+            if (!await hook.AllowAsync(new AcceptedConnection(listener, tls ? "tls" : "tcp", remote.Address.ToString(), remote.Port, serverName, alpn), stopping).ConfigureAwait(false))
             {
                 metrics.L4Connection(listener, "denied");
                 PipeRelay.Reset(client);
@@ -154,7 +154,7 @@ internal sealed partial class L4DataPath(MeshStateStore store, MeshMetrics metri
                 }
             }
 
-            var info = new ConnectionInfo(listener, sniffed == SniffedProtocol.Tls ? "tls" : "tcp", remote?.Address.ToString() ?? "", remote?.Port ?? 0, serverName, alpn);
+            var info = new AcceptedConnection(listener, sniffed == SniffedProtocol.Tls ? "tls" : "tcp", remote?.Address.ToString() ?? "", remote?.Port ?? 0, serverName, alpn);
             if (!await hook.AllowAsync(info, stopping).ConfigureAwait(false))
             {
                 metrics.L4Connection(listener, "denied");

@@ -3,7 +3,7 @@ using System.Net;
 using System.Net.Sockets;
 using Mesh.Sidecar.Configuration;
 using Mesh.Plugins;
-using ConnectionInfo = Mesh.Plugins.ConnectionInfo;
+
 using Mesh.Sidecar.Detection;
 using Mesh.Sidecar.L4;
 using Mesh.Sidecar.L4.Udp;
@@ -418,7 +418,7 @@ internal sealed partial class ListenerManager : IAsyncDisposable
             if (feature.Kind == ListenerKind.Proxy && !_hook.IsEmpty)
             {
                 var remote = connection.RemoteEndPoint as IPEndPoint;
-                var info = new ConnectionInfo(feature.Name, pipeline == HttpPipeline.Http2 ? "http2" : "http1", remote?.Address.ToString() ?? "", remote?.Port ?? 0, null, []);
+                var info = new AcceptedConnection(feature.Name, pipeline == HttpPipeline.Http2 ? "http2" : "http1", remote?.Address.ToString() ?? "", remote?.Port ?? 0, null, []);
                 if (!await _hook.AllowAsync(info, _stopping.Token).ConfigureAwait(false))
                 {
                     connection.Abort();

@@ -30,9 +30,10 @@ public sealed class TestSidecar : IAsyncDisposable
 
     public Uri Listener(string name = "outbound") => Sidecar.UriOf(name);
 
-    public static Task<TestSidecar> StartAsync(object config) => StartFromJsonAsync(JsonSerializer.Serialize(config, Json));
+    public static Task<TestSidecar> StartAsync(object config, Action<IServiceCollection>? services = null) =>
+        StartFromJsonAsync(JsonSerializer.Serialize(config, Json), services);
 
-    public static async Task<TestSidecar> StartFromJsonAsync(string json)
+    public static async Task<TestSidecar> StartFromJsonAsync(string json, Action<IServiceCollection>? services = null)
     {
         var directory = Directory.CreateTempSubdirectory("mesh-test-").FullName;
         var path = Path.Combine(directory, "sidecar.json");
@@ -42,6 +43,7 @@ public sealed class TestSidecar : IAsyncDisposable
             Environment = new Dictionary<string, string>(),
             ReloadInterval = TimeSpan.FromMilliseconds(100),
             ConfigureLogging = logging => logging.ClearProviders(),
+            ConfigureServices = services,
         };
         try
         {

@@ -4,12 +4,12 @@ namespace Mesh.Plugins;
 /// <summary>
 /// Runs once per accepted connection on every listener, after the sidecar has read what it can see
 /// without decrypting (the SNI and ALPN of a TLS ClientHello). Authorization and plugin filters plug
-/// in here; the peer's identity joins <see cref="ConnectionInfo"/> when mTLS lands.
+/// in here; the peer's identity joins <see cref="AcceptedConnection"/> when mTLS lands.
 /// </summary>
 public interface IConnectionFilter
 {
     /// <summary>True lets the connection through; false closes it at once.</summary>
-    ValueTask<bool> AllowAsync(ConnectionInfo connection, CancellationToken cancellationToken);
+    ValueTask<bool> AllowAsync(AcceptedConnection connection, CancellationToken cancellationToken);
 }
 
 /// <summary>What is known of a connection at accept.</summary>
@@ -19,7 +19,7 @@ public interface IConnectionFilter
 /// <param name="RemotePort">Client port.</param>
 /// <param name="ServerName">SNI from the ClientHello, lower case; null when not TLS or absent.</param>
 /// <param name="Alpn">ALPN protocols the client offered, in its order; empty when none.</param>
-public sealed record ConnectionInfo(
+public sealed record AcceptedConnection(
     string Listener,
     string Protocol,
     string RemoteAddress,
