@@ -180,6 +180,49 @@ public sealed class TcpL4Tests
     }
 
     [Fact]
+    public async Task Tcp_EndpointNeverAnswers_ConnectTimesOutAndFailsOver()
+    {
+        // A listener that never accepts, with its backlog filled: the kernel drops further SYNs,
+        // so a connect to it hangs until the sidecar's connect timeout.
+        using var black = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
+        black.Bind(new IPEndPoint(IPAddress.Loopback, 0));
+        black.Listen(0);
+        var blackEndPoint = (IPEndPoint)black.LocalEndPoint!;
+        var fillers = new List<Socket>();
+        var full = false;
+        for (var i = 0; i < 8 && !full; i++)
+        {
+            var filler = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
+            fillers.Add(filler);
+            using var wait = new CancellationTokenSource(TimeSpan.FromSeconds(1));
+            try
+            {
+                await filler.ConnectAsync(blackEndPoint, wait.Token);
+            }
+            catch (OperationCanceledException)
+            {
+                // This connect got no answer: the backlog is full.
+                full = true;
+            }
+        }
+
+        Assert.True(full, "the never-accepting listener's backlog did not fill");
+
+        await using var live = new TcpPeer("live");
+        await using var sidecar = await TestSidecar.StartAsync(Config(
+            TcpListener("svc", new { connectTimeoutMs = 300 }),
+            new Dictionary<string, object> { ["svc"] = Service([new { address = "127.0.0.1", port = blackEndPoint.Port }, live.Endpoint]) }));
+
+        using var client = await Net.ConnectAsync(sidecar.Sidecar.EndpointOf("tcp"));
+        Assert.Equal("live:x", await Net.AskAsync(client, "x"));
+        await WaitForMetricAsync(sidecar, "mesh_l4_connect_failures_total{listener=\"tcp\",service=\"svc\"} 1");
+        foreach (var filler in fillers)
+        {
+            filler.Dispose();
+        }
+    }
+
+    [Fact]
     public async Task Tcp_IdleConnection_ClosedAfterIdleTimeout()
     {
         await using var backend = new TcpPeer("idle");
