@@ -94,6 +94,8 @@ internal static class DemoCommand
         var builder = WebApplication.CreateEmptyBuilder(new WebApplicationOptions { ApplicationName = instance });
         builder.WebHost.UseKestrelCore();
         builder.WebHost.ConfigureKestrel(k => k.Listen(System.Net.IPAddress.Loopback, 0));
+        // Ctrl-C belongs to the command line; a console lifetime here would swallow it.
+        builder.Services.AddSingleton<IHostLifetime, CommandLineLifetime>();
         var app = builder.Build();
         app.Run(context =>
         {
