@@ -1,0 +1,151 @@
+#!/usr/bin/env bash
+# Macro benchmarks: Mesh against nginx and HAProxy on loopback, every setup in one run; rewrites the
+# "Macro benchmarks" section of docs/benchmarks.md and docs/benchmarks-ratios.svg.
+#
+#   bash bench/run.sh           # 3 rounds, 15 s .NET warm-up, 10 s per setup (about 12 minutes)
+#   bash bench/run.sh --quick   # 1 short round, a smoke check (about 3 minutes)
+#
+# Layout (2 cores): load generator and nginx backend on core 0, the proxy under test alone on core 1.
+set -euo pipefail
+
+QUICK=0
+[ "${1:-}" = "--quick" ] && QUICK=1
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+LIB="$ROOT/bench/lib"
+WORK=$(mktemp -d /tmp/mesh-bench.XXXXXX)
+RESULTS="$WORK/results.tsv"
+PIDS=()
+
+if [ "$QUICK" = 1 ]; then WARMUP=3; DURATION=5; ROUNDS=1; else WARMUP=15; DURATION=10; ROUNDS=3; fi
+
+cleanup() {
+  for pid in "${PIDS[@]:-}"; do [ -n "$pid" ] && kill "$pid" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+log() { printf '== %s\n' "$*" >&2; }
+
+# --- tools -------------------------------------------------------------------------------------
+missing=()
+command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || missing+=(nginx-light)
+command -v haproxy >/dev/null || [ -x /usr/sbin/haproxy ] || missing+=(haproxy)
+command -v wrk >/dev/null || missing+=(wrk)
+command -v h2load >/dev/null || missing+=(nghttp2-client)
+command -v iperf3 >/dev/null || missing+=(iperf3)
+command -v openssl >/dev/null || missing+=(openssl)
+command -v python3 >/dev/null || missing+=(python3)
+command -v curl >/dev/null || missing+=(curl)
+if [ "${#missing[@]}" -gt 0 ]; then
+  log "installing ${missing[*]}"
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+export PATH="$PATH:/usr/sbin"
+
+# --- build ---------------------------------------------------------------------------------------
+log "publishing Mesh (Release)"
+dotnet publish "$ROOT/src/Sidecar" -c Release -o "$WORK/mesh" -nologo -v quiet >/dev/null
+
+openssl req -x509 -newkey rsa:2048 -nodes -keyout "$WORK/key.pem" -out "$WORK/cert.pem" -days 1 -subj "/CN=localhost" 2>/dev/null
+
+# Ports (loopback only).
+BACKEND=18080; BACKEND_TLS=18443; BACKEND_H2=18081
+NGINX_L7=18100; NGINX_H2=18101
+HAPROXY_HTTP=18200; HAPROXY_TCP=18201; HAPROXY_TLS=18202; HAPROXY_IPERF=18203
+MESH_L7=18300; MESH_TCP=18301; MESH_TLS=18302; MESH_IPERF=18303; MESH_ADMIN=18390
+TUNED_L7=18400; TUNED_ADMIN=18490
+IPERF=18500
+
+render() { sed -e "s#@WORK@#$WORK#g" -e "s#@BACKEND@#$BACKEND#g" -e "s#@BACKEND_TLS@#$BACKEND_TLS#g" -e "s#@BACKEND_H2@#$BACKEND_H2#g" \
+  -e "s#@NGINX_L7@#$NGINX_L7#g" -e "s#@NGINX_H2@#$NGINX_H2#g" -e "s#@HAPROXY_HTTP@#$HAPROXY_HTTP#g" -e "s#@HAPROXY_TCP@#$HAPROXY_TCP#g" \
+  -e "s#@HAPROXY_TLS@#$HAPROXY_TLS#g" -e "s#@HAPROXY_IPERF@#$HAPROXY_IPERF#g" -e "s#@IPERF@#$IPERF#g" \
+  -e "s#@MESH_L7@#$MESH_L7#g" -e "s#@MESH_TCP@#$MESH_TCP#g" -e "s#@MESH_TLS@#$MESH_TLS#g" -e "s#@MESH_IPERF@#$MESH_IPERF#g" \
+  -e "s#@MESH_ADMIN@#$MESH_ADMIN#g" -e "s#@TUNED_L7@#$TUNED_L7#g" -e "s#@TUNED_ADMIN@#$TUNED_ADMIN#g" "$1" > "$2"; }
+
+wait_port() { for _ in $(seq 1 200); do (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0; sleep 0.05; done; log "port $1 did not open"; return 1; }
+wait_ready() { for _ in $(seq 1 400); do curl -sf "http://127.0.0.1:$1/ready" >/dev/null 2>&1 && return 0; sleep 0.025; done; log "admin $1 not ready"; return 1; }
+
+# --- processes -----------------------------------------------------------------------------------
+log "starting nginx backend (core 0), nginx proxy, HAProxy and iperf3 (core 1 for proxies)"
+for f in nginx-backend.conf nginx-proxy.conf haproxy.cfg mesh.json mesh-tuned.json; do render "$LIB/$f" "$WORK/$f"; done
+taskset -c 0 nginx -c "$WORK/nginx-backend.conf" -p "$WORK" -e "$WORK/backend-error.log" & PIDS+=($!); BACKEND_PID=$!
+taskset -c 1 nginx -c "$WORK/nginx-proxy.conf" -p "$WORK" -e "$WORK/proxy-error.log" & PIDS+=($!); NGINX_PID=$!
+taskset -c 1 haproxy -db -f "$WORK/haproxy.cfg" >"$WORK/haproxy.log" 2>&1 & PIDS+=($!); HAPROXY_PID=$!
+taskset -c 0 iperf3 -s -p "$IPERF" >/dev/null 2>&1 & PIDS+=($!)
+for p in $BACKEND $BACKEND_TLS $BACKEND_H2 $NGINX_L7 $NGINX_H2 $HAPROXY_HTTP $HAPROXY_TCP $IPERF; do wait_port "$p"; done
+
+# Time from process start to /ready (first start, cold page cache aside).
+start_ns=$(date +%s%N)
+DOTNET_TieredPGO=1 taskset -c 1 "$WORK/mesh/mesh-sidecar" run --config "$WORK/mesh.json" >"$WORK/mesh.log" 2>&1 & PIDS+=($!); MESH_PID=$!
+wait_ready "$MESH_ADMIN"
+READY_MS=$(( ($(date +%s%N) - start_ns) / 1000000 ))
+IDLE_RSS_KB=$(awk '/VmRSS/ {print $2}' "/proc/$MESH_PID/status")
+DOTNET_TieredPGO=1 DOTNET_SYSTEM_NET_SOCKETS_INLINE_COMPLETIONS=1 taskset -c 1 "$WORK/mesh/mesh-sidecar" run --config "$WORK/mesh-tuned.json" >"$WORK/mesh-tuned.log" 2>&1 & PIDS+=($!); TUNED_PID=$!
+wait_ready "$TUNED_ADMIN"
+
+ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+HZ=$(getconf CLK_TCK)
+
+# measure ROUND SETUP PID KIND TARGET: runs one load and appends a results row.
+measure() {
+  local round=$1 setup=$2 pid=$3 kind=$4 target=$5 out rps p50 p99 before after cpu gbps
+  before=$(ticks "$pid")
+  case "$kind" in
+    wrk)  out=$(taskset -c 0 wrk -t1 -c64 -d"${DURATION}s" --latency "$target")
+          rps=$(awk '/Requests\/sec/ {print $2}' <<<"$out")
+          p50=$(awk '$1=="50%" {print $2}' <<<"$out"); p99=$(awk '$1=="99%" {print $2}' <<<"$out"); gbps="" ;;
+    h2)   out=$(taskset -c 0 h2load -c 4 -m 10 -D "$DURATION" "$target" 2>&1)
+          rps=$(awk '/finished in/ {print $4}' <<<"$out" | tr -d ',')
+          p50=""; p99=$(awk '/time for request/ {print $6}' <<<"$out"); gbps="" ;;
+    iperf) out=$(taskset -c 0 iperf3 -c 127.0.0.1 -p "$target" -t "$DURATION" -J)
+          gbps=$(python3 -c 'import json,sys; print(round(json.load(sys.stdin)["end"]["sum_received"]["bits_per_second"]/1e9,2))' <<<"$out")
+          rps=""; p50=""; p99="" ;;
+  esac
+  after=$(ticks "$pid")
+  cpu=$(python3 -c "print(round(($after-$before)/$HZ/$DURATION*100,1))")
+  printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$round" "$setup" "${rps:-}" "${p50:-}" "${p99:-}" "$cpu" "${gbps:-}" >>"$RESULTS"
+  log "round $round $setup: ${rps:+$rps req/s}${gbps:+$gbps Gbit/s}, p99 ${p99:-n/a}, proxy CPU ${cpu}%"
+}
+
+log "warming up .NET for ${WARMUP}s per Mesh process"
+taskset -c 0 wrk -t1 -c64 -d"${WARMUP}s" "http://127.0.0.1:$MESH_L7/" >/dev/null
+taskset -c 0 wrk -t1 -c64 -d"${WARMUP}s" "http://127.0.0.1:$TUNED_L7/" >/dev/null
+taskset -c 0 wrk -t1 -c64 -d"$((WARMUP / 3 + 1))s" "http://127.0.0.1:$MESH_TCP/" >/dev/null
+taskset -c 0 wrk -t1 -c64 -d"$((WARMUP / 3 + 1))s" "https://localhost:$MESH_TLS/" >/dev/null
+
+# RSS under load: sampled while 64 connections run through Mesh L7.
+( taskset -c 0 wrk -t1 -c64 -d"${DURATION}s" "http://127.0.0.1:$MESH_L7/" >/dev/null ) &
+LOAD=$!; LOAD_RSS_KB=0
+while kill -0 "$LOAD" 2>/dev/null; do
+  rss=$(awk '/VmRSS/ {print $2}' "/proc/$MESH_PID/status"); [ "$rss" -gt "$LOAD_RSS_KB" ] && LOAD_RSS_KB=$rss; sleep 0.5
+done
+
+: >"$RESULTS"
+for round in $(seq 1 "$ROUNDS"); do
+  measure "$round" direct         "$BACKEND_PID" wrk "http://127.0.0.1:$BACKEND/"
+  measure "$round" nginx-l7       "$NGINX_PID"   wrk "http://127.0.0.1:$NGINX_L7/"
+  measure "$round" haproxy-http   "$HAPROXY_PID" wrk "http://127.0.0.1:$HAPROXY_HTTP/"
+  measure "$round" mesh-l7        "$MESH_PID"    wrk "http://127.0.0.1:$MESH_L7/"
+  measure "$round" mesh-l7-inline "$TUNED_PID"   wrk "http://127.0.0.1:$TUNED_L7/"
+  measure "$round" haproxy-tcp    "$HAPROXY_PID" wrk "http://127.0.0.1:$HAPROXY_TCP/"
+  measure "$round" mesh-tcp       "$MESH_PID"    wrk "http://127.0.0.1:$MESH_TCP/"
+  measure "$round" haproxy-tls    "$HAPROXY_PID" wrk "https://localhost:$HAPROXY_TLS/"
+  measure "$round" mesh-tls       "$MESH_PID"    wrk "https://localhost:$MESH_TLS/"
+  measure "$round" nginx-h2       "$NGINX_PID"   h2  "http://127.0.0.1:$NGINX_H2/"
+  measure "$round" mesh-h2        "$MESH_PID"    h2  "http://127.0.0.1:$MESH_L7/"
+  measure "$round" haproxy-bulk   "$HAPROXY_PID" iperf "$HAPROXY_IPERF"
+  measure "$round" mesh-bulk      "$MESH_PID"    iperf "$MESH_IPERF"
+done
+
+# Added latency at concurrency 1 (closed loop; wrk cannot hold a fixed rate).
+lat() { taskset -c 0 wrk -t1 -c1 -d"${DURATION}s" --latency "$1" | awk '$1=="50%" {p50=$2} $1=="99%" {p99=$2} END {print p50, p99}'; }
+DIRECT_LAT=$(lat "http://127.0.0.1:$BACKEND/")
+MESH_LAT=$(lat "http://127.0.0.1:$MESH_L7/")
+
+MODE=full; [ "$QUICK" = 1 ] && MODE=quick
+python3 "$LIB/report.py" "$RESULTS" "$ROOT/docs/benchmarks.md" "$ROOT/docs/benchmarks-ratios.svg" \
+  "$MODE" "$READY_MS" "$IDLE_RSS_KB" "$LOAD_RSS_KB" "$DIRECT_LAT" "$MESH_LAT" \
+  "$(nginx -v 2>&1 | head -1)" "$(haproxy -v 2>&1 | head -1)" "$(wrk -v 2>&1 | head -1)" "$(dotnet --version)" "$*"
+log "wrote docs/benchmarks.md and docs/benchmarks-ratios.svg"
