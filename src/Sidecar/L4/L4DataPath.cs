@@ -47,8 +47,7 @@ internal sealed partial class L4DataPath(MeshStateStore store, MeshMetrics metri
             // 2. TLS: read the ClientHello (kept to forward unchanged) and route by its SNI.
             if (tls)
             {
-                hello = ArrayPool<byte>.Shared.Rent(4096);
-                var peek = await ReadClientHelloAsync(client, hello, TimeSpan.FromMilliseconds(routes.Listener.Tls.PeekTimeoutMs), stopping).ConfigureAwait(false);
+                var peek = await ReadClientHelloAsync(client, TimeSpan.FromMilliseconds(routes.Listener.Tls.PeekTimeoutMs), stopping).ConfigureAwait(false);
                 hello = peek.Buffer;
                 helloLength = peek.Length;
                 if (peek.Result.Status != ClientHelloStatus.Success)
@@ -235,8 +234,11 @@ internal sealed partial class L4DataPath(MeshStateStore store, MeshMetrics metri
         return null;
     }
 
-    private static async Task<(ClientHelloResult Result, byte[] Buffer, int Length)> ReadClientHelloAsync(Socket client, byte[] buffer, TimeSpan timeout, CancellationToken stopping)
+    // Returns the pooled buffer holding the bytes read (the caller returns it to the pool). The buffer
+    // may be replaced by a larger one while reading, so on an exception it is returned here, not by the caller.
+    private static async Task<(ClientHelloResult Result, byte[] Buffer, int Length)> ReadClientHelloAsync(Socket client, TimeSpan timeout, CancellationToken stopping)
     {
+        var buffer = ArrayPool<byte>.Shared.Rent(4096);
         using var deadline = CancellationTokenSource.CreateLinkedTokenSource(stopping);
         deadline.CancelAfter(timeout);
         var length = 0;
@@ -276,6 +278,11 @@ internal sealed partial class L4DataPath(MeshStateStore store, MeshMetrics metri
         {
             // A client that sends nothing (or half a ClientHello) is dropped after the peek timeout.
             return (ClientHelloParser.Parse(buffer.AsSpan(0, length)), buffer, length);
+        }
+        catch
+        {
+            ArrayPool<byte>.Shared.Return(buffer);
+            throw;
         }
     }
 

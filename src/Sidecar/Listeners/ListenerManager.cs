@@ -288,7 +288,7 @@ internal sealed partial class ListenerManager : IAsyncDisposable
                 break;
             }
 
-            _ = HandOffAsync(connection, socket.Spec);
+            _ = HandOffAsync(connection, socket, socket.Spec);
         }
     }
 
@@ -388,7 +388,7 @@ internal sealed partial class ListenerManager : IAsyncDisposable
 
     // Stage 2, protocol detection: peek the first bytes and give the connection to Kestrel's HTTP/1
     // or HTTP/2 pipeline, or (auto listeners) to the L4 path for TLS and anything else.
-    private async Task HandOffAsync(ConnectionContext connection, SocketSpec spec)
+    private async Task HandOffAsync(ConnectionContext connection, BoundSocket socket, SocketSpec spec)
     {
         var feature = spec.Feature;
         try
@@ -403,7 +403,7 @@ internal sealed partial class ListenerManager : IAsyncDisposable
                 _metrics.Detected(feature.Name, sniffed.ToString().ToLowerInvariant(), started);
                 if (sniffed is not (SniffedProtocol.Http1 or SniffedProtocol.Http2))
                 {
-                    await RunAutoL4Async(connection, feature.Name, sniffed).ConfigureAwait(false);
+                    await RunAutoL4Async(socket, connection, feature.Name, sniffed).ConfigureAwait(false);
                     return;
                 }
 
@@ -440,8 +440,10 @@ internal sealed partial class ListenerManager : IAsyncDisposable
         await connection.DisposeAsync().ConfigureAwait(false);
     }
 
-    private async Task RunAutoL4Async(ConnectionContext connection, string listener, SniffedProtocol sniffed)
+    private async Task RunAutoL4Async(BoundSocket socket, ConnectionContext connection, string listener, SniffedProtocol sniffed)
     {
+        // Counted on the listener too, as raw-socket connections are, so the admin API shows them.
+        socket.Opened();
         L4Opened(listener);
         try
         {
@@ -449,6 +451,7 @@ internal sealed partial class ListenerManager : IAsyncDisposable
         }
         finally
         {
+            socket.Closed();
             L4Closed(listener);
         }
     }

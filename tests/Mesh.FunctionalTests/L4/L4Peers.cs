@@ -1,4 +1,5 @@
 // Real TCP, TLS and UDP peers on loopback for the L4 end-to-end tests.
+using System.Collections.Concurrent;
 using System.Net;
 using System.Net.Security;
 using System.Net.Sockets;
@@ -14,14 +15,15 @@ internal sealed class TcpPeer : IAsyncDisposable
 {
     private readonly Socket _listener = new(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
     private readonly CancellationTokenSource _stop = new();
+    private readonly ConcurrentBag<Task> _handlers = [];
     private readonly Task _accepting;
     private int _accepted;
 
-    public TcpPeer(string name, Func<Socket, CancellationToken, Task>? handler = null, int backlog = 128)
+    public TcpPeer(string name, Func<Socket, CancellationToken, Task>? handler = null)
     {
         Name = name;
         _listener.Bind(new IPEndPoint(IPAddress.Loopback, 0));
-        _listener.Listen(backlog);
+        _listener.Listen(512);
         Port = ((IPEndPoint)_listener.LocalEndPoint!).Port;
         _accepting = AcceptAsync(handler ?? EchoAsync);
     }
@@ -30,6 +32,7 @@ internal sealed class TcpPeer : IAsyncDisposable
 
     public int Port { get; }
 
+    /// <summary>Connections this peer accepted so far.</summary>
     public int Accepted => Volatile.Read(ref _accepted);
 
     public object Endpoint => new { address = "127.0.0.1", port = Port };
@@ -49,7 +52,7 @@ internal sealed class TcpPeer : IAsyncDisposable
             }
 
             Interlocked.Increment(ref _accepted);
-            _ = Task.Run(async () =>
+            _handlers.Add(Task.Run(async () =>
             {
                 using (connection)
                 {
@@ -57,11 +60,11 @@ internal sealed class TcpPeer : IAsyncDisposable
                     {
                         await handler(connection, _stop.Token);
                     }
-                    catch (Exception ex) when (ex is SocketException or OperationCanceledException or ObjectDisposedException)
+                    catch (Exception ex) when (ex is SocketException or OperationCanceledException or ObjectDisposedException or IOException)
                     {
                     }
                 }
-            });
+            }));
         }
     }
 
@@ -79,7 +82,24 @@ internal sealed class TcpPeer : IAsyncDisposable
             }
 
             await connection.SendAsync(prefix, SocketFlags.None, cancellationToken);
-            await connection.SendAsync(buffer.AsMemory(0, read), SocketFlags.None, cancellationToken);
+            await Net.SendAllAsync(connection, buffer.AsMemory(0, read), cancellationToken);
+        }
+    }
+
+    /// <summary>A handler that sends back exactly what it receives, and passes the client's FIN on.</summary>
+    public static async Task MirrorAsync(Socket connection, CancellationToken cancellationToken)
+    {
+        var buffer = new byte[64 * 1024];
+        while (true)
+        {
+            var read = await connection.ReceiveAsync(buffer, SocketFlags.None, cancellationToken);
+            if (read == 0)
+            {
+                connection.Shutdown(SocketShutdown.Send);
+                return;
+            }
+
+            await Net.SendAllAsync(connection, buffer.AsMemory(0, read), cancellationToken);
         }
     }
 
@@ -88,6 +108,7 @@ internal sealed class TcpPeer : IAsyncDisposable
         await _stop.CancelAsync();
         _listener.Dispose();
         await _accepting;
+        await Task.WhenAll(_handlers);
         _stop.Dispose();
     }
 }
@@ -98,20 +119,37 @@ internal static class Net
     public static async Task<Socket> ConnectAsync(IPEndPoint target, IPAddress? from = null)
     {
         var socket = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp) { NoDelay = true };
-        if (from is not null)
+        try
         {
-            socket.Bind(new IPEndPoint(from, 0));
-        }
+            if (from is not null)
+            {
+                socket.Bind(new IPEndPoint(from, 0));
+            }
 
-        using var deadline = new CancellationTokenSource(TestSidecar.Deadline);
-        await socket.ConnectAsync(target, deadline.Token);
-        return socket;
+            using var deadline = new CancellationTokenSource(TestSidecar.Deadline);
+            await socket.ConnectAsync(target, deadline.Token);
+            return socket;
+        }
+        catch
+        {
+            socket.Dispose();
+            throw;
+        }
     }
 
-    /// <summary>Sends <paramref name="text"/> and reads one reply chunk.</summary>
+    public static async Task SendAllAsync(Socket socket, ReadOnlyMemory<byte> data, CancellationToken cancellationToken = default)
+    {
+        while (!data.IsEmpty)
+        {
+            var sent = await socket.SendAsync(data, SocketFlags.None, cancellationToken);
+            data = data[sent..];
+        }
+    }
+
+    /// <summary>Sends <paramref name="text"/> to a <see cref="TcpPeer"/> echo and reads its reply ("name:text").</summary>
     public static async Task<string> AskAsync(Socket socket, string text)
     {
-        await socket.SendAsync(Encoding.ASCII.GetBytes(text), SocketFlags.None);
+        await SendAllAsync(socket, Encoding.ASCII.GetBytes(text));
         var buffer = new byte[4096];
         using var deadline = new CancellationTokenSource(TestSidecar.Deadline);
         var total = 0;
@@ -126,12 +164,15 @@ internal static class Net
 
             total += read;
             var reply = Encoding.ASCII.GetString(buffer, 0, total);
-            if (reply.EndsWith(text, StringComparison.Ordinal))
+            if (reply.EndsWith(":" + text, StringComparison.Ordinal))
             {
                 return reply;
             }
         }
     }
+
+    /// <summary>The backend name of an echo reply.</summary>
+    public static string BackendOf(string reply) => reply[..reply.IndexOf(':', StringComparison.Ordinal)];
 
     /// <summary>Reads until the peer closes; returns the bytes, or throws the socket error.</summary>
     public static async Task<byte[]> ReadToEndAsync(Socket socket)
@@ -151,25 +192,54 @@ internal static class Net
         }
     }
 
-    public static string BackendOf(string reply) => reply[..reply.IndexOf(':', StringComparison.Ordinal)];
+    /// <summary>Reads exactly <paramref name="count"/> bytes.</summary>
+    public static async Task<byte[]> ReadExactlyAsync(Socket socket, int count, CancellationToken cancellationToken = default)
+    {
+        using var deadline = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        deadline.CancelAfter(TestSidecar.Deadline);
+        var data = new byte[count];
+        var total = 0;
+        while (total < count)
+        {
+            var read = await socket.ReceiveAsync(data.AsMemory(total), SocketFlags.None, deadline.Token);
+            if (read == 0)
+            {
+                throw new IOException($"the peer closed after {total} of {count} bytes");
+            }
+
+            total += read;
+        }
+
+        return data;
+    }
+
+    /// <summary>
+    /// Waits until the peer ends the connection without sending anything: true for a reset, false for a clean close (FIN).
+    /// </summary>
+    public static async Task<bool> ClosedWithoutDataAsync(Socket socket)
+    {
+        try
+        {
+            Assert.Empty(await ReadToEndAsync(socket));
+            return false;
+        }
+        catch (SocketException ex) when (ex.SocketErrorCode == SocketError.ConnectionReset)
+        {
+            return true;
+        }
+    }
 }
 
-/// <summary>A TLS backend holding its own self-signed certificate; answers each connection with its name.</summary>
+/// <summary>A TLS backend holding its own self-signed certificate; answers each connection with its name and records the SNI it saw.</summary>
 internal sealed class TlsPeer : IAsyncDisposable
 {
     private readonly X509Certificate2 _certificate;
     private readonly TcpPeer _tcp;
 
-    public TlsPeer(string name, string subject)
+    public TlsPeer(string name, string subject, params string[] dnsNames)
     {
         Name = name;
-        using var key = RSA.Create(2048);
-        var request = new CertificateRequest($"CN={subject}", key, HashAlgorithmName.SHA256, RSASignaturePadding.Pkcs1);
-        var san = new SubjectAlternativeNameBuilder();
-        san.AddDnsName(subject);
-        request.CertificateExtensions.Add(san.Build());
-        using var created = request.CreateSelfSigned(DateTimeOffset.UtcNow.AddDays(-1), DateTimeOffset.UtcNow.AddDays(1));
-        _certificate = X509CertificateLoader.LoadPkcs12(created.Export(X509ContentType.Pfx), null);
+        _certificate = SelfSigned(subject, dnsNames.Length == 0 ? [subject] : dnsNames);
         _tcp = new TcpPeer(name, ServeAsync);
     }
 
@@ -177,19 +247,52 @@ internal sealed class TlsPeer : IAsyncDisposable
 
     public int Port => _tcp.Port;
 
+    /// <summary>TCP connections accepted (handshake or not).</summary>
     public int Accepted => _tcp.Accepted;
 
+    /// <summary>The server name of each completed handshake, as the backend's own TLS stack read it.</summary>
+    public ConcurrentQueue<string> ServerNames { get; } = new();
+
     public object Endpoint => _tcp.Endpoint;
+
+    public static X509Certificate2 SelfSigned(string subject, IEnumerable<string> dnsNames)
+    {
+        using var key = RSA.Create(2048);
+        var request = new CertificateRequest($"CN={subject}", key, HashAlgorithmName.SHA256, RSASignaturePadding.Pkcs1);
+        var san = new SubjectAlternativeNameBuilder();
+        foreach (var dnsName in dnsNames)
+        {
+            san.AddDnsName(dnsName);
+        }
+
+        request.CertificateExtensions.Add(san.Build());
+        request.CertificateExtensions.Add(new X509EnhancedKeyUsageExtension([new Oid("1.3.6.1.5.5.7.3.1")], critical: false));
+        using var created = request.CreateSelfSigned(DateTimeOffset.UtcNow.AddDays(-1), DateTimeOffset.UtcNow.AddDays(1));
+        return X509CertificateLoader.LoadPkcs12(created.Export(X509ContentType.Pfx), null);
+    }
 
     private async Task ServeAsync(Socket connection, CancellationToken cancellationToken)
     {
         await using var stream = new SslStream(new NetworkStream(connection, ownsSocket: false));
-        await stream.AuthenticateAsServerAsync(new SslServerAuthenticationOptions { ServerCertificate = _certificate }, cancellationToken);
-        await stream.WriteAsync(Encoding.ASCII.GetBytes(Name + "\n"), cancellationToken);
-        await stream.FlushAsync(cancellationToken);
+        using var deadline = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        deadline.CancelAfter(TestSidecar.Deadline);
+        await stream.AuthenticateAsServerAsync(
+            new SslServerAuthenticationOptions
+            {
+                ServerCertificate = _certificate,
+                ApplicationProtocols = [new SslApplicationProtocol("h2"), new SslApplicationProtocol("mqtt"), SslApplicationProtocol.Http11],
+            },
+            deadline.Token);
+        ServerNames.Enqueue(stream.TargetHostName);
+        await stream.WriteAsync(Encoding.ASCII.GetBytes(Name + "\n"), deadline.Token);
+        await stream.FlushAsync(deadline.Token);
+        await stream.ShutdownAsync();
     }
 
-    /// <summary>Connects through <paramref name="target"/> with SNI <paramref name="serverName"/>; returns the certificate subject and the first line.</summary>
+    /// <summary>
+    /// A real TLS client through <paramref name="target"/> with SNI <paramref name="serverName"/> (an IP address
+    /// or "" sends none); returns the subject of the certificate the server presented and the first line it sent.
+    /// </summary>
     public static async Task<(string Subject, string Line)> HandshakeAsync(IPEndPoint target, string serverName, List<SslApplicationProtocol>? alpn = null)
     {
         using var socket = await Net.ConnectAsync(target);
@@ -201,11 +304,11 @@ internal sealed class TlsPeer : IAsyncDisposable
             {
                 TargetHost = serverName,
                 ApplicationProtocols = alpn,
-                // Self-signed test backends: record which certificate came back; trust only a named one.
+                // Self-signed test backends: record which certificate came back and accept it.
                 RemoteCertificateValidationCallback = (_, certificate, _, _) =>
                 {
                     subject = certificate?.Subject;
-                    return subject is not null && subject.StartsWith("CN=", StringComparison.Ordinal);
+                    return certificate is not null;
                 },
             },
             deadline.Token);
@@ -218,5 +321,82 @@ internal sealed class TlsPeer : IAsyncDisposable
     {
         await _tcp.DisposeAsync();
         _certificate.Dispose();
+    }
+}
+
+/// <summary>A UDP backend that answers each datagram with "name:" + the datagram.</summary>
+internal sealed class UdpEcho : IAsyncDisposable
+{
+    private readonly Socket _socket = new(AddressFamily.InterNetwork, SocketType.Dgram, ProtocolType.Udp);
+    private readonly CancellationTokenSource _stop = new();
+    private readonly Task _running;
+
+    public UdpEcho(string name)
+    {
+        Name = name;
+        _socket.Bind(new IPEndPoint(IPAddress.Loopback, 0));
+        _running = RunAsync();
+    }
+
+    public string Name { get; }
+
+    public object Endpoint => new { address = "127.0.0.1", port = ((IPEndPoint)_socket.LocalEndPoint!).Port };
+
+    private async Task RunAsync()
+    {
+        var buffer = new byte[2048];
+        var prefix = Encoding.ASCII.GetBytes(Name + ":");
+        try
+        {
+            while (true)
+            {
+                var got = await _socket.ReceiveFromAsync(buffer, SocketFlags.None, new IPEndPoint(IPAddress.Any, 0), _stop.Token);
+                byte[] reply = [.. prefix, .. buffer.AsSpan(0, got.ReceivedBytes)];
+                await _socket.SendToAsync(reply, SocketFlags.None, got.RemoteEndPoint, _stop.Token);
+            }
+        }
+        catch (Exception ex) when (ex is OperationCanceledException or SocketException or ObjectDisposedException)
+        {
+        }
+    }
+
+    /// <summary>
+    /// Sends <paramref name="text"/> and waits for the reply to it, resending every 2 s (UDP may drop on a
+    /// loaded machine) up to about 20 s. Returns who the reply came from and its text.
+    /// </summary>
+    public static async Task<(IPEndPoint From, string Text)> AskAsync(Socket client, IPEndPoint target, string text)
+    {
+        var buffer = new byte[2048];
+        for (var attempt = 0; attempt < 10; attempt++)
+        {
+            await client.SendToAsync(Encoding.ASCII.GetBytes(text), SocketFlags.None, target);
+            using var wait = new CancellationTokenSource(TimeSpan.FromSeconds(2));
+            try
+            {
+                while (true)
+                {
+                    var got = await client.ReceiveFromAsync(buffer, SocketFlags.None, new IPEndPoint(IPAddress.Any, 0), wait.Token);
+                    var reply = Encoding.ASCII.GetString(buffer, 0, got.ReceivedBytes);
+                    // A late reply to an earlier resend is skipped.
+                    if (reply.EndsWith(":" + text, StringComparison.Ordinal))
+                    {
+                        return ((IPEndPoint)got.RemoteEndPoint, reply);
+                    }
+                }
+            }
+            catch (OperationCanceledException)
+            {
+            }
+        }
+
+        throw new TimeoutException($"no UDP reply to '{text}'");
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        await _stop.CancelAsync();
+        _socket.Dispose();
+        await _running;
+        _stop.Dispose();
     }
 }
