@@ -30,12 +30,7 @@ internal sealed class MeshMetrics
     {
         Meter = meterFactory.Create(MeterName);
         _requests = Meter.CreateCounter<long>("mesh.http.server.requests", "{request}", "Requests by route, service and status class.");
-        _duration = Meter.CreateHistogram<double>(
-            "mesh.http.server.request.duration",
-            "s",
-            "Time from request start to the end of the response.",
-            tags: null,
-            advice: new InstrumentAdvice<double> { HistogramBucketBoundaries = DurationBuckets });
+        _duration = SecondsHistogram("mesh.http.server.request.duration", "Time from request start to the end of the response.");
         _activeConnections = Meter.CreateUpDownCounter<long>("mesh.connections.active", "{connection}", "Open client connections by listener.");
         _connections = Meter.CreateCounter<long>("mesh.connections.accepted", "{connection}", "Accepted client connections by listener and detected protocol.");
         _reloads = Meter.CreateCounter<long>("mesh.config.reloads", "{reload}", "Config reloads by result (applied or rejected).");
@@ -44,12 +39,7 @@ internal sealed class MeshMetrics
         _l4Bytes = Meter.CreateCounter<long>("mesh.l4.bytes", "By", "Bytes relayed by listener and direction (upstream is client to service).");
         _l4ConnectFailures = Meter.CreateCounter<long>("mesh.l4.connect.failures", "{failure}", "Failed upstream connects by listener and service.");
         _detections = Meter.CreateCounter<long>("mesh.detection.results", "{connection}", "Protocol detection outcomes on auto listeners (tls, http1, http2, opaque, silent).");
-        _detectionTime = Meter.CreateHistogram<double>(
-            "mesh.detection.duration",
-            "s",
-            "Time spent detecting the protocol on auto listeners.",
-            tags: null,
-            advice: new InstrumentAdvice<double> { HistogramBucketBoundaries = DurationBuckets });
+        _detectionTime = SecondsHistogram("mesh.detection.duration", "Time spent detecting the protocol on auto listeners.");
         Meter.CreateObservableGauge("mesh.udp.flows.active", () => ObserveUdp(static p => p.ActiveFlows), "{flow}", "Open UDP flows by listener.");
         Meter.CreateObservableCounter("mesh.udp.flows.created", () => ObserveUdp(static p => p.FlowsCreated), "{flow}", "UDP flows created by listener.");
         Meter.CreateObservableCounter("mesh.udp.flows.expired", () => ObserveUdp(static p => p.FlowsExpired), "{flow}", "UDP flows expired by listener.");
@@ -61,6 +51,9 @@ internal sealed class MeshMetrics
     public static IReadOnlyList<double> DurationBuckets { get; } = [0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
 
     public Meter Meter { get; }
+
+    private Histogram<double> SecondsHistogram(string name, string description) =>
+        Meter.CreateHistogram<double>(name, "s", description, tags: null, advice: new InstrumentAdvice<double> { HistogramBucketBoundaries = DurationBuckets });
 
     /// <summary>The running UDP proxies by listener; set by the listener manager, read on each metrics scrape.</summary>
     public Func<IReadOnlyList<(string Listener, UdpProxy Proxy)>>? UdpProxies { get; set; }
