@@ -13,7 +13,14 @@ internal static class Program
     /// <summary>Exit code for an invalid configuration.</summary>
     public const int InvalidConfig = 2;
 
-    public static Task<int> Main(string[] args) => InvokeAsync(args, Console.Out, Console.Error);
+    // Only the real process entry may re-exec itself; tests call InvokeAsync inside their own host.
+    private static bool s_isProcessEntry;
+
+    public static Task<int> Main(string[] args)
+    {
+        s_isProcessEntry = true;
+        return InvokeAsync(args, Console.Out, Console.Error);
+    }
 
     /// <summary>Parses and runs <paramref name="args"/>, writing help and results to the given writers.</summary>
     public static Task<int> InvokeAsync(string[] args, TextWriter output, TextWriter error) =>
@@ -79,11 +86,20 @@ internal static class Program
 
     private static async Task<int> RunAsync(string path, IReadOnlyList<string> overrides, TextWriter output, TextWriter error, CancellationToken cancellationToken)
     {
-        // Inline socket completions must be chosen before the first socket exists.
+        // Runtime settings come before the runtime or the first socket reads them.
         var preview = ConfigLoader.Load(path, overrides);
-        if (preview.IsValid && preview.Options!.Performance.InlineCompletions)
+        if (preview.IsValid)
         {
-            Environment.SetEnvironmentVariable("DOTNET_SYSTEM_NET_SOCKETS_INLINE_COMPLETIONS", "1");
+            var performance = preview.Options!.Performance;
+            if (s_isProcessEntry)
+            {
+                RuntimeRelaunch.Relaunch(RuntimeRelaunch.Wanted(performance));
+            }
+
+            if (performance.InlineCompletions)
+            {
+                Environment.SetEnvironmentVariable("DOTNET_SYSTEM_NET_SOCKETS_INLINE_COMPLETIONS", "1");
+            }
         }
 
         RunningSidecar sidecar;

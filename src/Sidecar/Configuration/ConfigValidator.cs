@@ -41,6 +41,11 @@ internal static partial class ConfigValidator
             ValidateService(name, service, $"services.{name}", errors);
         }
 
+        if (options.Performance.GcGen0SizeMb is < 0 or > 256)
+        {
+            errors.Add(new ConfigError("performance.gcGen0SizeMb", $"{options.Performance.GcGen0SizeMb} is out of range; use 0 (the runtime's choice) to 256"));
+        }
+
         if (!KnownLevels.Contains(options.Logging.Level, StringComparer.OrdinalIgnoreCase))
         {
             errors.Add(new ConfigError("logging.level", $"'{options.Logging.Level}' is not a log level; use one of {string.Join(", ", KnownLevels)}"));

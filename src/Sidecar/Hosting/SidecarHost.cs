@@ -162,6 +162,9 @@ internal static class SidecarHost
         logging.AddFilter("Microsoft", framework);
         logging.AddFilter("Yarp", framework);
         logging.AddFilter("Microsoft.Hosting.Lifetime", LogLevel.Information);
+        // With this category enabled at any level, ASP.NET Core starts an Activity and a log scope
+        // for every request; Mesh has its own access log, so only tracing turns it on.
+        logging.AddFilter("Microsoft.AspNetCore.Hosting.Diagnostics", level == LogLevel.Trace ? LogLevel.Trace : LogLevel.None);
         // The access log is switched per request from the live config, so a reload can turn it on.
         logging.AddFilter("Mesh.AccessLog", LogLevel.Information);
     }

@@ -37,7 +37,7 @@ internal sealed class RouteTransformer : HttpTransformer
     {
         await base.TransformRequestAsync(httpContext, proxyRequest, destinationPrefix, cancellationToken).ConfigureAwait(false);
         var request = httpContext.Request;
-        proxyRequest.Headers.Host = request.Host.Value;
+        // The base copy keeps the client's Host header (YARP drops it only through its transform builder).
 
         if (_stripPrefix is not null && request.Path.StartsWithSegments(_stripPrefix, StringComparison.Ordinal, out var remaining))
         {
