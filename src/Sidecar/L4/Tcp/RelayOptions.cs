@@ -28,6 +28,26 @@ internal sealed record RelayOptions
             ? value
             : throw new ArgumentOutOfRangeException(nameof(BufferSize), value, "The buffer size must be positive.");
     } = DefaultBufferSize;
+
+    /// <summary>
+    /// Move bytes with splice(2) through a kernel pipe where the platform has it (Linux), so they
+    /// never reach user space; otherwise, or with <c>false</c>, copy through the buffer.
+    /// </summary>
+    public bool ZeroCopy { get; init; } = true;
+
+    /// <summary>
+    /// With <see cref="ZeroCopy"/>, a direction switches from copying to splice(2) after one read
+    /// of at least this many bytes (default: a full buffer, the mark of a bulk stream). Small
+    /// request/response exchanges stay on the copying path, which needs fewer system calls per
+    /// message; 0 splices from the first byte.
+    /// </summary>
+    public int ZeroCopyThreshold
+    {
+        get => field < 0 ? BufferSize : field;
+        init => field = value >= 0
+            ? value
+            : throw new ArgumentOutOfRangeException(nameof(ZeroCopyThreshold), value, "The threshold must not be negative.");
+    } = -1;
 }
 
 /// <summary>How a relay ended.</summary>

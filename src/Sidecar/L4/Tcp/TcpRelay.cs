@@ -43,8 +43,8 @@ internal static class TcpRelay
             // Runs inline if the token is already cancelled: both sockets close and the loops end at once.
             using var registration = cancellationToken.UnsafeRegister(static state => ((Relay)state!).Terminate(RelayOutcome.Cancelled), relay);
             relay.StartIdleTimer();
-            toUpstream = CopyAsync(relay, client, upstream, clientPrefix, options.BufferSize, RelayOutcome.ClientReset, RelayOutcome.UpstreamReset);
-            toClient = CopyAsync(relay, upstream, client, ReadOnlyMemory<byte>.Empty, options.BufferSize, RelayOutcome.UpstreamReset, RelayOutcome.ClientReset);
+            toUpstream = CopyAsync(relay, client, upstream, clientPrefix, options, RelayOutcome.ClientReset, RelayOutcome.UpstreamReset);
+            toClient = CopyAsync(relay, upstream, client, ReadOnlyMemory<byte>.Empty, options, RelayOutcome.UpstreamReset, RelayOutcome.ClientReset);
             await Task.WhenAll(toUpstream, toClient).ConfigureAwait(false);
         }
         finally
@@ -58,11 +58,14 @@ internal static class TcpRelay
     // One direction. Never more than one buffer of bytes in the relay: the next receive is issued
     // only after the previous send completed. No allocation per chunk: Memory-based socket calls
     // return ValueTasks backed by the socket's cached awaitable event args.
-    private static async Task<long> CopyAsync(Relay relay, Socket source, Socket destination, ReadOnlyMemory<byte> prefix, int bufferSize, RelayOutcome sourceFailed, RelayOutcome destinationFailed)
+    private static async Task<long> CopyAsync(Relay relay, Socket source, Socket destination, ReadOnlyMemory<byte> prefix, RelayOptions options, RelayOutcome sourceFailed, RelayOutcome destinationFailed)
     {
         long total = 0;
+        var bufferSize = options.BufferSize;
         var rented = ArrayPool<byte>.Shared.Rent(bufferSize);
         var buffer = rented.AsMemory(0, bufferSize);
+        var spliceAfter = options.ZeroCopy && LinuxSplice.IsSupported ? options.ZeroCopyThreshold : int.MaxValue;
+        LinuxSplice? splice = null;
         var failing = destinationFailed;
         try
         {
@@ -73,26 +76,72 @@ internal static class TcpRelay
                 relay.Touch();
             }
 
-            while (true)
+            // Copying: one receive, one send per chunk.
+            var read = 0;
+            while (read < spliceAfter || (splice = LinuxSplice.TryCreate()) is null)
             {
+                if (read >= spliceAfter)
+                {
+                    spliceAfter = int.MaxValue;
+                }
+
                 failing = sourceFailed;
-                var read = await source.ReceiveAsync(buffer, SocketFlags.None).ConfigureAwait(false);
+                read = await source.ReceiveAsync(buffer, SocketFlags.None).ConfigureAwait(false);
                 failing = destinationFailed;
                 if (read == 0)
                 {
                     // FIN (or our own shutdown while terminating). Pass the half-close on and end only
                     // this direction: the other one keeps flowing until it sees its own FIN.
-                    if (!relay.IsTerminated)
-                    {
-                        destination.Shutdown(SocketShutdown.Send);
-                    }
-
+                    EndOfStream(relay, destination);
                     return total;
                 }
 
                 relay.Touch();
                 await SendAllAsync(destination, buffer[..read]).ConfigureAwait(false);
                 total += read;
+                relay.Touch();
+            }
+
+            // Splicing (a bulk stream): the bytes stay in the kernel, socket → pipe → socket.
+            // splice(2) must never block the socket thread; .NET makes a descriptor non-blocking
+            // only on its first async call, which these sockets may not have had yet.
+            source.Blocking = false;
+            destination.Blocking = false;
+            while (true)
+            {
+                failing = sourceFailed;
+                var moved = splice.FromSocket(source, bufferSize);
+                if (moved < 0)
+                {
+                    // Nothing to read: a zero-byte receive waits for data, FIN or reset without taking any.
+                    await source.ReceiveAsync(Memory<byte>.Empty, SocketFlags.None).ConfigureAwait(false);
+                    continue;
+                }
+
+                failing = destinationFailed;
+                if (moved == 0)
+                {
+                    EndOfStream(relay, destination);
+                    return total;
+                }
+
+                relay.Touch();
+                var pending = moved;
+                while (pending > 0)
+                {
+                    var sent = splice.ToSocket(destination, pending);
+                    if (sent < 0)
+                    {
+                        // The destination is full. Sockets offer no wait-for-room without sending, so
+                        // this chunk goes through the buffer and SendAsync waits; still one chunk at most.
+                        sent = splice.Drain(rented.AsSpan(0, pending));
+                        await SendAllAsync(destination, rented.AsMemory(0, sent)).ConfigureAwait(false);
+                    }
+
+                    pending -= sent;
+                }
+
+                total += moved;
                 relay.Touch();
             }
         }
@@ -111,7 +160,16 @@ internal static class TcpRelay
         }
         finally
         {
+            splice?.Dispose();
             ArrayPool<byte>.Shared.Return(rented);
+        }
+    }
+
+    private static void EndOfStream(Relay relay, Socket destination)
+    {
+        if (!relay.IsTerminated)
+        {
+            destination.Shutdown(SocketShutdown.Send);
         }
     }
 

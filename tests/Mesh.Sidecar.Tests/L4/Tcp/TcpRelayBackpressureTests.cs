@@ -17,8 +17,8 @@ public sealed class TcpRelayCollection
     public const string Name = "TcpRelay (real sockets, runs alone)";
 }
 
-[Collection(TcpRelayCollection.Name)]
-public class TcpRelayBackpressureTests(ITestOutputHelper output)
+/// <summary>Bounded memory and back-pressure, with splice(2) from the first byte, copying only, and as shipped (adaptive).</summary>
+public abstract class TcpRelayBackpressureTests(ITestOutputHelper output)
 {
     private const long OneGiB = 1L << 30;
 
@@ -124,7 +124,7 @@ public class TcpRelayBackpressureTests(ITestOutputHelper output)
 
     // The backend writes `total` bytes in 1 MiB sends; the client reads 64 KiB at a time and yields
     // after each read. Returns what the client counted and the relay's result.
-    private static async Task<(long Received, RelayResult Result)> TransferToSlowReaderAsync(long total)
+    private async Task<(long Received, RelayResult Result)> TransferToSlowReaderAsync(long total)
     {
         await using var h = await StartAsync();
         h.Client.Shutdown(SocketShutdown.Send);
@@ -166,4 +166,27 @@ public class TcpRelayBackpressureTests(ITestOutputHelper output)
     }
 
     private static string Mib(long bytes) => $"{bytes / (1024.0 * 1024.0):F1} MiB";
+
+    /// <summary>The relay mode under test, applied to each test's options.</summary>
+    private protected abstract RelayOptions Mode(RelayOptions options);
+
+    private Task<RelayHarness> StartAsync() => RelayHarness.StartAsync(Mode(new RelayOptions()));
+
+    [Collection(TcpRelayCollection.Name)]
+    public sealed class Splice(ITestOutputHelper output) : TcpRelayBackpressureTests(output)
+    {
+        private protected override RelayOptions Mode(RelayOptions options) => options with { ZeroCopyThreshold = 0 };
+    }
+
+    [Collection(TcpRelayCollection.Name)]
+    public sealed class Adaptive(ITestOutputHelper output) : TcpRelayBackpressureTests(output)
+    {
+        private protected override RelayOptions Mode(RelayOptions options) => options;
+    }
+
+    [Collection(TcpRelayCollection.Name)]
+    public sealed class Copy(ITestOutputHelper output) : TcpRelayBackpressureTests(output)
+    {
+        private protected override RelayOptions Mode(RelayOptions options) => options with { ZeroCopy = false };
+    }
 }

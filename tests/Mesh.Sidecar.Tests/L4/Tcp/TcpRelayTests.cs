@@ -5,9 +5,15 @@ using static Mesh.Sidecar.Tests.L4.Tcp.RelayHarness;
 
 namespace Mesh.Sidecar.Tests.L4.Tcp;
 
-[Collection(TcpRelayCollection.Name)]
-public class TcpRelayTests
+/// <summary>Every relay behaviour, with splice(2) from the first byte (<see cref="Splice"/>), copying only (<see cref="Copy"/>), and as shipped (<see cref="Adaptive"/>: copying until a read fills the buffer).</summary>
+public abstract class TcpRelayTests
 {
+    /// <summary>The relay mode under test, applied to each test's options.</summary>
+    private protected abstract RelayOptions Mode(RelayOptions options);
+
+    private Task<RelayHarness> StartAsync(RelayOptions? options = null, ReadOnlyMemory<byte> clientPrefix = default, CancellationToken cancellationToken = default) =>
+        RelayHarness.StartAsync(Mode(options ?? new RelayOptions()), clientPrefix, cancellationToken);
+
     [Theory]
     [InlineData(RelayOptions.DefaultBufferSize, 8 * 1024 * 1024, 5000)]
     [InlineData(7, 96 * 1024, 100)]
@@ -240,6 +246,13 @@ public class TcpRelayTests
         Assert.Throws<ArgumentOutOfRangeException>(() => new RelayOptions { BufferSize = 0 });
         Assert.Throws<ArgumentOutOfRangeException>(() => new RelayOptions { IdleTimeout = TimeSpan.Zero });
         Assert.Throws<ArgumentOutOfRangeException>(() => new RelayOptions { IdleTimeout = TimeSpan.FromSeconds(-5) });
+
+        // Zero copy after the first full buffer, whatever the buffer size.
+        Assert.True(defaults.ZeroCopy);
+        Assert.Equal(defaults.BufferSize, defaults.ZeroCopyThreshold);
+        Assert.Equal(4096, new RelayOptions { BufferSize = 4096 }.ZeroCopyThreshold);
+        Assert.Equal(0, new RelayOptions { ZeroCopyThreshold = 0 }.ZeroCopyThreshold);
+        Assert.Throws<ArgumentOutOfRangeException>(() => new RelayOptions { ZeroCopyThreshold = -2 });
     }
 
     [Fact]
@@ -271,5 +284,23 @@ public class TcpRelayTests
         {
             return ex.SocketErrorCode;
         }
+    }
+
+    [Collection(TcpRelayCollection.Name)]
+    public sealed class Splice : TcpRelayTests
+    {
+        private protected override RelayOptions Mode(RelayOptions options) => options with { ZeroCopyThreshold = 0 };
+    }
+
+    [Collection(TcpRelayCollection.Name)]
+    public sealed class Adaptive : TcpRelayTests
+    {
+        private protected override RelayOptions Mode(RelayOptions options) => options;
+    }
+
+    [Collection(TcpRelayCollection.Name)]
+    public sealed class Copy : TcpRelayTests
+    {
+        private protected override RelayOptions Mode(RelayOptions options) => options with { ZeroCopy = false };
     }
 }
