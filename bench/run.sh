@@ -2,7 +2,7 @@
 # Macro benchmarks: Mesh against nginx and HAProxy on loopback, every setup in one run; rewrites the
 # "Macro benchmarks" section of docs/benchmarks.md and docs/benchmarks-ratios.svg.
 #
-#   bash bench/run.sh           # 3 rounds, 15 s .NET warm-up, 10 s per setup (about 12 minutes)
+#   bash bench/run.sh           # 3 rounds, 30 s .NET warm-up, 10 s per setup (about 14 minutes)
 #   bash bench/run.sh --quick   # 1 short round, a smoke check (about 3 minutes)
 #
 # Layout (2 cores): load generator and nginx backend on core 0, the proxy under test alone on core 1.
@@ -16,7 +16,7 @@ WORK=$(mktemp -d /tmp/mesh-bench.XXXXXX)
 RESULTS="$WORK/results.tsv"
 PIDS=()
 
-if [ "$QUICK" = 1 ]; then WARMUP=3; DURATION=5; ROUNDS=1; else WARMUP=15; DURATION=10; ROUNDS=3; fi
+if [ "$QUICK" = 1 ]; then WARMUP=3; DURATION=5; ROUNDS=1; else WARMUP=30; DURATION=10; ROUNDS=3; fi
 
 cleanup() {
   for pid in "${PIDS[@]:-}"; do [ -n "$pid" ] && kill "$pid" 2>/dev/null || true; done
@@ -37,6 +37,7 @@ command -v iperf3 >/dev/null || missing+=(iperf3)
 command -v openssl >/dev/null || missing+=(openssl)
 command -v python3 >/dev/null || missing+=(python3)
 command -v curl >/dev/null || missing+=(curl)
+command -v perf >/dev/null || missing+=(linux-perf)
 if [ "${#missing[@]}" -gt 0 ]; then
   log "installing ${missing[*]}"
   apt-get update -qq
@@ -45,8 +46,10 @@ fi
 export PATH="$PATH:/usr/sbin"
 
 # --- build ---------------------------------------------------------------------------------------
-log "publishing Mesh (Release)"
+log "publishing Mesh, the YARP forwarder baseline and the fixed-rate load generator (Release)"
 dotnet publish "$ROOT/src/Sidecar" -c Release -o "$WORK/mesh" -nologo -v quiet >/dev/null
+dotnet publish "$ROOT/bench/Mesh.ForwarderBaseline" -c Release -o "$WORK/baseline" -nologo -v quiet >/dev/null
+dotnet publish "$ROOT/bench/Mesh.RateLoad" -c Release -o "$WORK/rateload" -nologo -v quiet >/dev/null
 
 openssl req -x509 -newkey rsa:2048 -nodes -keyout "$WORK/key.pem" -out "$WORK/cert.pem" -days 1 -subj "/CN=localhost" 2>/dev/null
 
@@ -55,21 +58,21 @@ BACKEND=18080; BACKEND_TLS=18443; BACKEND_H2=18081
 NGINX_L7=18100; NGINX_H2=18101
 HAPROXY_HTTP=18200; HAPROXY_TCP=18201; HAPROXY_TLS=18202; HAPROXY_IPERF=18203
 MESH_L7=18300; MESH_TCP=18301; MESH_TLS=18302; MESH_IPERF=18303; MESH_ADMIN=18390
-TUNED_L7=18400; TUNED_ADMIN=18490
-IPERF=18500
+BASELINE=18400; PROF_L7=18500; PROF_TCP=18501; PROF_ADMIN=18590
+IPERF=18600
 
 render() { sed -e "s#@WORK@#$WORK#g" -e "s#@BACKEND@#$BACKEND#g" -e "s#@BACKEND_TLS@#$BACKEND_TLS#g" -e "s#@BACKEND_H2@#$BACKEND_H2#g" \
   -e "s#@NGINX_L7@#$NGINX_L7#g" -e "s#@NGINX_H2@#$NGINX_H2#g" -e "s#@HAPROXY_HTTP@#$HAPROXY_HTTP#g" -e "s#@HAPROXY_TCP@#$HAPROXY_TCP#g" \
   -e "s#@HAPROXY_TLS@#$HAPROXY_TLS#g" -e "s#@HAPROXY_IPERF@#$HAPROXY_IPERF#g" -e "s#@IPERF@#$IPERF#g" \
   -e "s#@MESH_L7@#$MESH_L7#g" -e "s#@MESH_TCP@#$MESH_TCP#g" -e "s#@MESH_TLS@#$MESH_TLS#g" -e "s#@MESH_IPERF@#$MESH_IPERF#g" \
-  -e "s#@MESH_ADMIN@#$MESH_ADMIN#g" -e "s#@TUNED_L7@#$TUNED_L7#g" -e "s#@TUNED_ADMIN@#$TUNED_ADMIN#g" "$1" > "$2"; }
+  -e "s#@MESH_ADMIN@#$MESH_ADMIN#g" -e "s#@PROF_L7@#$PROF_L7#g" -e "s#@PROF_TCP@#$PROF_TCP#g" -e "s#@PROF_ADMIN@#$PROF_ADMIN#g" "$1" > "$2"; }
 
 wait_port() { for _ in $(seq 1 200); do (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0; sleep 0.05; done; log "port $1 did not open"; return 1; }
 wait_ready() { for _ in $(seq 1 400); do curl -sf "http://127.0.0.1:$1/ready" >/dev/null 2>&1 && return 0; sleep 0.025; done; log "admin $1 not ready"; return 1; }
 
 # --- processes -----------------------------------------------------------------------------------
 log "starting nginx backend (core 0), nginx proxy, HAProxy and iperf3 (core 1 for proxies)"
-for f in nginx-backend.conf nginx-proxy.conf haproxy.cfg mesh.json mesh-tuned.json; do render "$LIB/$f" "$WORK/$f"; done
+for f in nginx-backend.conf nginx-proxy.conf haproxy.cfg mesh.json mesh-profile.json; do render "$LIB/$f" "$WORK/$f"; done
 taskset -c 0 nginx -c "$WORK/nginx-backend.conf" -p "$WORK" -e "$WORK/backend-error.log" & PIDS+=($!); BACKEND_PID=$!
 taskset -c 1 nginx -c "$WORK/nginx-proxy.conf" -p "$WORK" -e "$WORK/proxy-error.log" & PIDS+=($!); NGINX_PID=$!
 taskset -c 1 haproxy -db -f "$WORK/haproxy.cfg" >"$WORK/haproxy.log" 2>&1 & PIDS+=($!); HAPROXY_PID=$!
@@ -78,12 +81,15 @@ for p in $BACKEND $BACKEND_TLS $BACKEND_H2 $NGINX_L7 $NGINX_H2 $HAPROXY_HTTP $HA
 
 # Time from process start to /ready (first start, cold page cache aside).
 start_ns=$(date +%s%N)
-DOTNET_TieredPGO=1 taskset -c 1 "$WORK/mesh/mesh-sidecar" run --config "$WORK/mesh.json" >"$WORK/mesh.log" 2>&1 & PIDS+=($!); MESH_PID=$!
+# Mesh as shipped: no runtime variables from here (run sets its own, see docs/configuration.md).
+taskset -c 1 "$WORK/mesh/mesh-sidecar" run --config "$WORK/mesh.json" >"$WORK/mesh.log" 2>&1 & PIDS+=($!); MESH_PID=$!
 wait_ready "$MESH_ADMIN"
 READY_MS=$(( ($(date +%s%N) - start_ns) / 1000000 ))
+sleep 1
 IDLE_RSS_KB=$(awk '/VmRSS/ {print $2}' "/proc/$MESH_PID/status")
-DOTNET_TieredPGO=1 DOTNET_SYSTEM_NET_SOCKETS_INLINE_COMPLETIONS=1 taskset -c 1 "$WORK/mesh/mesh-sidecar" run --config "$WORK/mesh-tuned.json" >"$WORK/mesh-tuned.log" 2>&1 & PIDS+=($!); TUNED_PID=$!
-wait_ready "$TUNED_ADMIN"
+# The reference point: Kestrel + YARP's forwarder alone, with the runtime settings Mesh gives itself.
+DOTNET_GCgen0size=0x400000 taskset -c 1 "$WORK/baseline/forwarder-baseline" "$BASELINE" "http://127.0.0.1:$BACKEND/" >"$WORK/baseline.log" 2>&1 & PIDS+=($!); BASELINE_PID=$!
+wait_port "$BASELINE"
 
 ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 HZ=$(getconf CLK_TCK)
@@ -111,7 +117,8 @@ measure() {
 
 log "warming up .NET for ${WARMUP}s per Mesh process"
 taskset -c 0 wrk -t1 -c64 -d"${WARMUP}s" "http://127.0.0.1:$MESH_L7/" >/dev/null
-taskset -c 0 wrk -t1 -c64 -d"${WARMUP}s" "http://127.0.0.1:$TUNED_L7/" >/dev/null
+taskset -c 0 wrk -t1 -c64 -d"${WARMUP}s" "http://127.0.0.1:$BASELINE/" >/dev/null
+taskset -c 0 h2load -c 4 -m 10 -D "$((WARMUP / 3 + 1))" "http://127.0.0.1:$MESH_L7/" >/dev/null 2>&1
 taskset -c 0 wrk -t1 -c64 -d"$((WARMUP / 3 + 1))s" "http://127.0.0.1:$MESH_TCP/" >/dev/null
 taskset -c 0 wrk -t1 -c64 -d"$((WARMUP / 3 + 1))s" "https://localhost:$MESH_TLS/" >/dev/null
 
@@ -128,7 +135,7 @@ for round in $(seq 1 "$ROUNDS"); do
   measure "$round" nginx-l7       "$NGINX_PID"   wrk "http://127.0.0.1:$NGINX_L7/"
   measure "$round" haproxy-http   "$HAPROXY_PID" wrk "http://127.0.0.1:$HAPROXY_HTTP/"
   measure "$round" mesh-l7        "$MESH_PID"    wrk "http://127.0.0.1:$MESH_L7/"
-  measure "$round" mesh-l7-inline "$TUNED_PID"   wrk "http://127.0.0.1:$TUNED_L7/"
+  measure "$round" yarp-forwarder "$BASELINE_PID" wrk "http://127.0.0.1:$BASELINE/"
   measure "$round" haproxy-tcp    "$HAPROXY_PID" wrk "http://127.0.0.1:$HAPROXY_TCP/"
   measure "$round" mesh-tcp       "$MESH_PID"    wrk "http://127.0.0.1:$MESH_TCP/"
   measure "$round" haproxy-tls    "$HAPROXY_PID" wrk "https://localhost:$HAPROXY_TLS/"
@@ -139,13 +146,34 @@ for round in $(seq 1 "$ROUNDS"); do
   measure "$round" mesh-bulk      "$MESH_PID"    iperf "$MESH_IPERF"
 done
 
-# Added latency at concurrency 1 (closed loop; wrk cannot hold a fixed rate).
-lat() { taskset -c 0 wrk -t1 -c1 -d"${DURATION}s" --latency "$1" | awk '$1=="50%" {p50=$2} $1=="99%" {p99=$2} END {print p50, p99}'; }
+# Added latency at a fixed 1,000 requests/s (open loop, 4 connections), direct and through each proxy.
+lat() { taskset -c 0 "$WORK/rateload/mesh-rateload" "$1" 1000 "$DURATION" 4 | awk '{print $6, $10}'; }
 DIRECT_LAT=$(lat "http://127.0.0.1:$BACKEND/")
 MESH_LAT=$(lat "http://127.0.0.1:$MESH_L7/")
+NGINX_LAT=$(lat "http://127.0.0.1:$NGINX_L7/")
+log "latency at 1,000 req/s (p50 p99): direct $DIRECT_LAT, Mesh $MESH_LAT, nginx $NGINX_LAT"
+
+# Where Mesh's time goes: a separate Mesh (same config; JIT symbols for perf) sampled under the same loads.
+PROFILE="$WORK/profile.tsv"; : >"$PROFILE"
+if perf record -e cpu-clock -o "$WORK/probe.data" true >/dev/null 2>&1; then
+  DOTNET_PerfMapEnabled=1 DOTNET_EnableWriteXorExecute=0 taskset -c 1 "$WORK/mesh/mesh-sidecar" run --config "$WORK/mesh-profile.json" >"$WORK/prof.log" 2>&1 & PIDS+=($!); PROF_PID=$!
+  wait_ready "$PROF_ADMIN"
+  for target in "l7 http://127.0.0.1:$PROF_L7/" "tcp http://127.0.0.1:$PROF_TCP/"; do
+    set -- $target
+    taskset -c 0 wrk -t1 -c64 -d"${WARMUP}s" "$2" >/dev/null
+    ( taskset -c 0 wrk -t1 -c64 -d"$((DURATION + 2))s" "$2" >/dev/null ) & LOAD=$!
+    sleep 1
+    perf record -e cpu-clock -F 999 -g -p "$PROF_PID" -o "$WORK/perf-$1.data" -- sleep "$DURATION" >/dev/null 2>&1 || true
+    wait "$LOAD" || true
+    python3 "$LIB/profile.py" "$1" "$WORK/perf-$1.data" >>"$PROFILE" || true
+  done
+  kill "$PROF_PID" 2>/dev/null || true
+else
+  log "perf cannot sample here; the report has no profile"
+fi
 
 MODE=full; [ "$QUICK" = 1 ] && MODE=quick
 python3 "$LIB/report.py" "$RESULTS" "$ROOT/docs/benchmarks.md" "$ROOT/docs/benchmarks-ratios.svg" \
-  "$MODE" "$READY_MS" "$IDLE_RSS_KB" "$LOAD_RSS_KB" "$DIRECT_LAT" "$MESH_LAT" \
+  "$MODE" "$READY_MS" "$IDLE_RSS_KB" "$LOAD_RSS_KB" "$DIRECT_LAT" "$MESH_LAT" "$NGINX_LAT" "$PROFILE" \
   "$(nginx -v 2>&1 | head -1)" "$(haproxy -v 2>&1 | head -1)" "$(wrk -v 2>&1 | head -1)" "$(dotnet --version)" "$*"
 log "wrote docs/benchmarks.md and docs/benchmarks-ratios.svg"

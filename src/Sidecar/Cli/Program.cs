@@ -1,5 +1,6 @@
 // Entry point: mesh-sidecar run | validate | demo | version, parsed with System.CommandLine.
 using System.CommandLine;
+using System.Runtime.InteropServices;
 using System.Reflection;
 using Mesh.Sidecar.Configuration;
 using Mesh.Sidecar.Demo;
@@ -16,15 +17,32 @@ internal static class Program
     // Only the real process entry may re-exec itself; tests call InvokeAsync inside their own host.
     private static bool s_isProcessEntry;
 
-    public static Task<int> Main(string[] args)
+    public static async Task<int> Main(string[] args)
     {
         s_isProcessEntry = true;
-        return InvokeAsync(args, Console.Out, Console.Error);
+
+        // SIGTERM (Kubernetes, systemd) and SIGINT (a terminal) start the graceful drain; the
+        // runtime's default would end the process at once (exit 143) with requests in flight.
+        using var stop = new CancellationTokenSource();
+        using var sigterm = PosixSignalRegistration.Create(PosixSignal.SIGTERM, Stop);
+        using var sigint = PosixSignalRegistration.Create(PosixSignal.SIGINT, Stop);
+        return await InvokeAsync(args, Console.Out, Console.Error, stop.Token).ConfigureAwait(false);
+
+        void Stop(PosixSignalContext context)
+        {
+            context.Cancel = true;
+            stop.Cancel();
+        }
     }
 
     /// <summary>Parses and runs <paramref name="args"/>, writing help and results to the given writers.</summary>
     public static Task<int> InvokeAsync(string[] args, TextWriter output, TextWriter error) =>
         BuildCommand(output, error).Parse(args).InvokeAsync(new InvocationConfiguration { Output = output, Error = error });
+
+    // The process entry owns the signals, so System.CommandLine's own handling (which waits only
+    // two seconds) is off; its token is cancelled by the signal handlers instead.
+    private static Task<int> InvokeAsync(string[] args, TextWriter output, TextWriter error, CancellationToken stop) =>
+        BuildCommand(output, error).Parse(args).InvokeAsync(new InvocationConfiguration { Output = output, Error = error, ProcessTerminationTimeout = null }, stop);
 
     public static RootCommand BuildCommand(TextWriter output, TextWriter error)
     {

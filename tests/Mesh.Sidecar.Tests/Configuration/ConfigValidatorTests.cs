@@ -768,6 +768,28 @@ public class ConfigValidatorTests
         Assert.Equal($"services.api.{key}: {value} must be above 0", error.ToString());
     }
 
+    // ---- performance ----
+
+    [Theory]
+    [InlineData(-1)]
+    [InlineData(257)]
+    public void Validate_Gen0SizeOutOfRange_ReportsKeyAndRange(int value)
+    {
+        var result = With(c => c["performance"] = new JsonObject { ["gcGen0SizeMb"] = value });
+
+        var error = SingleError(result, "performance.gcGen0SizeMb", $"{value} is out of range");
+        Assert.Equal($"performance.gcGen0SizeMb: {value} is out of range; use 0 (the runtime's choice) to 256", error.ToString());
+    }
+
+    [Fact]
+    public void Defaults_Performance_InlineCompletionsAndFourMiBGen0()
+    {
+        var defaults = new PerformanceOptions();
+
+        Assert.True(defaults.InlineCompletions);
+        Assert.Equal(4, defaults.GcGen0SizeMb);
+    }
+
     // ---- logging ----
 
     [Fact]
