@@ -158,14 +158,21 @@ PROFILE="$WORK/profile.tsv"; : >"$PROFILE"
 if perf record -e cpu-clock -o "$WORK/probe.data" true >/dev/null 2>&1; then
   DOTNET_PerfMapEnabled=1 DOTNET_EnableWriteXorExecute=0 taskset -c 1 "$WORK/mesh/mesh-sidecar" run --config "$WORK/mesh-profile.json" >"$WORK/prof.log" 2>&1 & PIDS+=($!); PROF_PID=$!
   wait_ready "$PROF_ADMIN"
-  for target in "l7 http://127.0.0.1:$PROF_L7/" "tcp http://127.0.0.1:$PROF_TCP/"; do
+  for target in "l7 wrk http://127.0.0.1:$PROF_L7/" "h2 h2load http://127.0.0.1:$PROF_L7/" "tcp wrk http://127.0.0.1:$PROF_TCP/"; do
     set -- $target
-    taskset -c 0 wrk -t1 -c64 -d"${WARMUP}s" "$2" >/dev/null
-    ( taskset -c 0 wrk -t1 -c64 -d"$((DURATION + 2))s" "$2" >/dev/null ) & LOAD=$!
+    if [ "$2" = wrk ]; then
+      taskset -c 0 wrk -t1 -c64 -d"${WARMUP}s" "$3" >/dev/null
+      python3 "$LIB/profile.py" "$1" - "$PROF_PID" "$WORK/threads.json" >/dev/null || true
+      ( taskset -c 0 wrk -t1 -c64 -d"$((DURATION + 2))s" "$3" >/dev/null ) & LOAD=$!
+    else
+      taskset -c 0 h2load -c 4 -m 10 -D "$WARMUP" "$3" >/dev/null 2>&1
+      python3 "$LIB/profile.py" "$1" - "$PROF_PID" "$WORK/threads.json" >/dev/null || true
+      ( taskset -c 0 h2load -c 4 -m 10 -D "$((DURATION + 2))" "$3" >/dev/null 2>&1 ) & LOAD=$!
+    fi
     sleep 1
     perf record -e cpu-clock -F 999 -g -p "$PROF_PID" -o "$WORK/perf-$1.data" -- sleep "$DURATION" >/dev/null 2>&1 || true
     wait "$LOAD" || true
-    python3 "$LIB/profile.py" "$1" "$WORK/perf-$1.data" >>"$PROFILE" || true
+    python3 "$LIB/profile.py" "$1" "$WORK/perf-$1.data" "$PROF_PID" "$WORK/threads.json" >>"$PROFILE" || true
   done
   kill "$PROF_PID" 2>/dev/null || true
 else

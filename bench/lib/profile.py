@@ -13,6 +13,7 @@ import sys
 from collections import Counter
 
 setup, data = sys.argv[1], sys.argv[2]
+pid = sys.argv[3] if len(sys.argv) > 3 else None
 
 
 def report(*extra):
@@ -25,7 +26,7 @@ def report(*extra):
 
 
 groups = Counter()
-for line in report("--no-children", "--sort", "dso,sym", "-g", "none"):
+for line in ([] if data == "-" else report("--no-children", "--sort", "dso,sym", "-g", "none")):
     m = re.match(r"\s*([\d.]+)%\s+(\S.*?)\s+\[(.)\]\s+(.*)", line)
     if not m:
         continue
@@ -59,7 +60,7 @@ for line in report("--no-children", "--sort", "dso,sym", "-g", "none"):
         groups["other native"] += pct
 
 inclusive = {}
-for line in report("--children", "--sort", "sym", "-g", "none"):
+for line in ([] if data == "-" else report("--children", "--sort", "sym", "-g", "none")):
     m = re.match(r"\s*([\d.]+)%\s+([\d.]+)%\s+\[(.)\]\s+(.*)", line)
     if not m:
         continue
@@ -73,3 +74,40 @@ for name, pct in groups.most_common():
     print(f"{setup}\tself\t{name}\t{pct:.1f}")
 for name, pct in inclusive.items():
     print(f"{setup}\tinclusive\t{name}\t{pct:.1f}")
+
+# Per-thread CPU and context switches during this setup's load (the difference from the snapshot
+# the previous call left in SNAPSHOT): how the work is spread over the socket thread and the
+# thread pool, and how often they switch on the one core.
+if pid:
+    import json
+    import os
+    snapshot_path = sys.argv[4] if len(sys.argv) > 4 else None
+    hz = os.sysconf("SC_CLK_TCK")
+    now = {}
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        try:
+            with open(f"/proc/{pid}/task/{tid}/stat") as f:
+                stat = f.read()
+            with open(f"/proc/{pid}/task/{tid}/status") as f:
+                status = f.read().splitlines()
+        except OSError:
+            continue
+        fields = stat[stat.index(")") + 2:].split()
+        switches = [int(l.split()[1]) for l in status if "voluntary_ctxt_switches" in l]
+        now[tid] = [stat[stat.index("(") + 1:stat.rindex(")")].strip(), (int(fields[11]) + int(fields[12])) / hz, switches[0], switches[1]]
+    before = {}
+    if snapshot_path and os.path.exists(snapshot_path):
+        with open(snapshot_path) as f:
+            before = json.load(f)
+    if snapshot_path:
+        with open(snapshot_path, "w") as f:
+            json.dump(now, f)
+    totals = {}
+    for tid, (comm, cpu, vol, invol) in now.items():
+        prev = before.get(tid, [comm, 0.0, 0, 0])
+        t = totals.setdefault(comm, [0.0, 0, 0, 0])
+        t[0] += cpu - prev[1]; t[1] += vol - prev[2]; t[2] += invol - prev[3]; t[3] += 1
+    for comm, (cpu, vol, invol, count) in sorted(totals.items(), key=lambda kv: -kv[1][0]):
+        if cpu >= 0.2 and data != "-":
+            label = f"{comm} x{count}" if count > 1 else comm
+            print(f"{setup}\tthreads\t{label}: {cpu:.1f} s, {vol:,}/{invol:,}\t0")

@@ -148,7 +148,8 @@ w("| L7 with one C# plugin filter; L7 with one JS filter; two-sidecar mTLS hop |
 w("")
 w("![Ratios against nginx and HAProxy](benchmarks-ratios.svg)")
 w("")
-titles = {"l7": "Mesh L7 (HTTP/1.1, route + round robin)", "tcp": "Mesh L4 tcp (requests through the relay)"}
+titles = {"l7": "Mesh L7 (HTTP/1.1, route + round robin)", "h2": "Mesh L7 over HTTP/2 (h2load, 4 connections x 10 streams)",
+          "tcp": "Mesh L4 tcp (requests through the relay)"}
 if profile:
     w("### Where Mesh's processor time goes")
     w("")
@@ -162,7 +163,13 @@ if profile:
         w("| Component | Share of Mesh's CPU |")
         w("|---|---:|")
         for kind, name, pct in items:
-            w(f"| {'within ' if kind == 'inclusive' else ''}{name} | {pct:.1f}% |")
+            if kind == "threads":
+                continue
+            w(f"| {'(inclusive) ' if kind == 'inclusive' else ''}{name} | {pct:.1f}% |")
+        threads = [name for kind, name, _ in items if kind == "threads"]
+        if threads:
+            w("")
+            w("Threads during the sample (CPU seconds; voluntary/involuntary context switches): " + "; ".join(threads) + ".")
         w("")
 section = "\n".join(lines) + "\n"
 
