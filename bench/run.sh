@@ -9,6 +9,7 @@
 set -euo pipefail
 
 QUICK=0
+ARGS="$*"
 [ "${1:-}" = "--quick" ] && QUICK=1
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 LIB="$ROOT/bench/lib"
@@ -182,5 +183,5 @@ fi
 MODE=full; [ "$QUICK" = 1 ] && MODE=quick
 python3 "$LIB/report.py" "$RESULTS" "$ROOT/docs/benchmarks.md" "$ROOT/docs/benchmarks-ratios.svg" \
   "$MODE" "$READY_MS" "$IDLE_RSS_KB" "$LOAD_RSS_KB" "$DIRECT_LAT" "$MESH_LAT" "$NGINX_LAT" "$PROFILE" \
-  "$(nginx -v 2>&1 | head -1)" "$(haproxy -v 2>&1 | head -1)" "$(wrk -v 2>&1 | head -1)" "$(dotnet --version)" "$*"
+  "$(nginx -v 2>&1 | head -1)" "$(haproxy -v 2>&1 | head -1)" "$(wrk -v 2>&1 | head -1)" "$(dotnet --version)" "$ARGS"
 log "wrote docs/benchmarks.md and docs/benchmarks-ratios.svg"

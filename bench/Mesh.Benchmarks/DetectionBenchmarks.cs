@@ -24,9 +24,7 @@ public class DetectionBenchmarks
         _http2 = new ReadOnlySequence<byte>(prefaceAndSettings);
 
         // A preface that arrives in two reads, as a pipe may hand it over.
-        var head = new Segment(prefaceAndSettings.AsMemory(0, 10));
-        var tail = head.Append(prefaceAndSettings.AsMemory(10));
-        _http2Split = new ReadOnlySequence<byte>(head, 0, tail, tail.Memory.Length);
+        _http2Split = Segments.Split(prefaceAndSettings, 10);
     }
 
     [Benchmark]
@@ -40,16 +38,4 @@ public class DetectionBenchmarks
 
     // The verdict's enum type is internal, so a public benchmark returns it as a number (-1: undecided).
     private static int Code(HttpPipeline? verdict) => verdict is { } v ? (int)v : -1;
-
-    private sealed class Segment : ReadOnlySequenceSegment<byte>
-    {
-        public Segment(ReadOnlyMemory<byte> memory) => Memory = memory;
-
-        public Segment Append(ReadOnlyMemory<byte> memory)
-        {
-            var next = new Segment(memory) { RunningIndex = RunningIndex + Memory.Length };
-            Next = next;
-            return next;
-        }
-    }
 }

@@ -110,7 +110,7 @@ internal static class TcpRelay
             while (true)
             {
                 failing = sourceFailed;
-                var moved = splice.FromSocket(source, bufferSize);
+                var moved = splice.FromSocket(source, RelayOptions.SpliceChunk);
                 if (moved < 0)
                 {
                     // Nothing to read: a zero-byte receive waits for data, FIN or reset without taking any.
@@ -133,9 +133,17 @@ internal static class TcpRelay
                     if (sent < 0)
                     {
                         // The destination is full. Sockets offer no wait-for-room without sending, so
-                        // this chunk goes through the buffer and SendAsync waits; still one chunk at most.
-                        sent = splice.Drain(rented.AsSpan(0, pending));
-                        await SendAllAsync(destination, rented.AsMemory(0, sent)).ConfigureAwait(false);
+                        // the pipe's bytes go through a buffer and SendAsync waits; one chunk at most.
+                        var drain = ArrayPool<byte>.Shared.Rent(pending);
+                        try
+                        {
+                            sent = splice.Drain(drain.AsSpan(0, pending));
+                            await SendAllAsync(destination, drain.AsMemory(0, sent)).ConfigureAwait(false);
+                        }
+                        finally
+                        {
+                            ArrayPool<byte>.Shared.Return(drain);
+                        }
                     }
 
                     pending -= sent;

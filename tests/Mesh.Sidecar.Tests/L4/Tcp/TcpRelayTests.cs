@@ -239,7 +239,7 @@ public abstract class TcpRelayTests
     public void Options_DefaultsAndValidation()
     {
         var defaults = new RelayOptions();
-        Assert.Equal(64 * 1024, defaults.BufferSize);
+        Assert.Equal(16 * 1024, defaults.BufferSize);
         Assert.Equal(TimeSpan.FromHours(1), defaults.IdleTimeout);
         Assert.Equal(Timeout.InfiniteTimeSpan, new RelayOptions { IdleTimeout = Timeout.InfiniteTimeSpan }.IdleTimeout);
 
