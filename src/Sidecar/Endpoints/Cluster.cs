@@ -1,5 +1,6 @@
 // A service at runtime: its endpoints, its balancer and how to talk to it upstream.
 using Mesh.Sidecar.LoadBalancing;
+using Mesh.Sidecar.Upstream.Http1;
 using Yarp.ReverseProxy.Forwarder;
 
 namespace Mesh.Sidecar.Endpoints;
@@ -12,7 +13,8 @@ internal sealed class Cluster(
     LoadBalancer balancer,
     HashKeySelector? hashKey,
     HttpMessageInvoker invoker,
-    ForwarderRequestConfig requestConfig)
+    ForwarderRequestConfig requestConfig,
+    Http1Settings? http1 = null)
 {
     public string Name { get; } = name;
 
@@ -28,4 +30,7 @@ internal sealed class Cluster(
     public HttpMessageInvoker Invoker { get; } = invoker;
 
     public ForwarderRequestConfig RequestConfig { get; } = requestConfig;
+
+    /// <summary>Set when requests may go through Mesh's own HTTP/1.1 client instead of YARP's forwarder.</summary>
+    public Http1Settings? Http1 { get; } = http1;
 }

@@ -1,5 +1,6 @@
 // One upstream endpoint at runtime: its address, weight and live in-flight count.
 using Mesh.Discovery;
+using Mesh.Sidecar.Upstream.Http1;
 
 namespace Mesh.Sidecar.Endpoints;
 
@@ -13,12 +14,13 @@ internal sealed class EndpointState
     private long _requests;
     private long _failures;
 
-    public EndpointState(ServiceEndpoint endpoint, string scheme)
+    public EndpointState(ServiceEndpoint endpoint, string scheme, Http1PoolSet? pools = null)
     {
         Endpoint = endpoint;
         Weight = Math.Max(1, endpoint.Weight);
         Authority = endpoint.Authority;
         DestinationPrefix = scheme + "://" + Authority;
+        Http1Pool = pools?.Create(endpoint.Address, endpoint.Port) ?? new Http1ConnectionPool(endpoint.Address, endpoint.Port);
     }
 
     public ServiceEndpoint Endpoint { get; }
@@ -30,6 +32,9 @@ internal sealed class EndpointState
 
     /// <summary>What the forwarder prefixes to the request path, for example <c>http://127.0.0.1:8081</c>.</summary>
     public string DestinationPrefix { get; }
+
+    /// <summary>Idle keep-alive connections of Mesh's HTTP/1.1 client; kept with the endpoint across snapshots.</summary>
+    public Http1ConnectionPool Http1Pool { get; }
 
     public int InFlight => Volatile.Read(ref _inFlight);
 

@@ -11,6 +11,7 @@ using Mesh.Sidecar.Listeners;
 using Mesh.Sidecar.Metrics;
 using Mesh.Sidecar.Translation;
 using Mesh.Sidecar.Upstream;
+using Mesh.Sidecar.Upstream.Http1;
 using Microsoft.AspNetCore.Connections;
 using Microsoft.AspNetCore.Server.Kestrel.Core;
 using Microsoft.AspNetCore.Server.Kestrel.Transport.Sockets;
@@ -104,6 +105,7 @@ internal static class SidecarHost
         services.AddSingleton<MeshMetrics>();
         services.AddSingleton<PrometheusExporter>();
         services.AddSingleton<UpstreamClients>();
+        services.AddSingleton<Http1Forwarder>();
         services.AddSingleton<StateTranslator>();
         services.AddSingleton<MeshStateStore>();
         services.AddSingleton<StaticServiceCatalog>();

@@ -8,6 +8,7 @@ using Mesh.Sidecar.Listeners;
 using Mesh.Sidecar.Metrics;
 using Mesh.Sidecar.Routing;
 using Mesh.Sidecar.Translation;
+using Mesh.Sidecar.Upstream.Http1;
 using Yarp.ReverseProxy.Forwarder;
 
 namespace Mesh.Sidecar.L7;
@@ -20,6 +21,7 @@ namespace Mesh.Sidecar.L7;
 internal sealed partial class HttpDataPath(
     MeshStateStore store,
     IHttpForwarder forwarder,
+    Http1Forwarder http1Forwarder,
     MeshMetrics metrics,
     AdminEndpoints admin,
     ILoggerFactory loggerFactory)
@@ -94,7 +96,9 @@ internal sealed partial class HttpDataPath(
         endpoint.Enter();
         try
         {
-            error = await forwarder.SendAsync(context, endpoint.DestinationPrefix, cluster.Invoker, cluster.RequestConfig, route.Transformer).ConfigureAwait(false);
+            error = cluster.Http1 is { } http1 && Http1Forwarder.CanForward(context)
+                ? await http1Forwarder.SendAsync(context, endpoint, http1, route.Transformer).ConfigureAwait(false)
+                : await forwarder.SendAsync(context, endpoint.DestinationPrefix, cluster.Invoker, cluster.RequestConfig, route.Transformer).ConfigureAwait(false);
         }
         finally
         {

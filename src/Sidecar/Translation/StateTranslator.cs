@@ -3,6 +3,7 @@ using Mesh.Discovery;
 using Mesh.Plugins;
 using Mesh.Sidecar.Configuration;
 using Mesh.Sidecar.Endpoints;
+using Mesh.Sidecar.Upstream.Http1;
 using Mesh.Sidecar.L4;
 using Mesh.Sidecar.LoadBalancing;
 using Mesh.Sidecar.Routing;
@@ -29,14 +30,14 @@ internal sealed class StateTranslator(UpstreamClients clients)
         foreach (var (name, service) in options.Services)
         {
             var endpoints = catalogs.TryGetValue(service.Discovery, out var catalog) ? catalog.Current.EndpointsOf(name) : [];
-            clusters[name] = BuildCluster(name, service, endpoints, previous);
+            clusters[name] = BuildCluster(name, service, endpoints, previous, options.Performance.MeshHttp1Client);
         }
 
         var localId = LocalClusterPrefix + options.Service.Name;
         if (options.Service.Port > 0)
         {
             var local = new ServiceOptions { Protocol = options.Service.Protocol };
-            clusters[localId] = BuildCluster(localId, local, [new ServiceEndpoint(options.Service.Address, options.Service.Port)], previous);
+            clusters[localId] = BuildCluster(localId, local, [new ServiceEndpoint(options.Service.Address, options.Service.Port)], previous, options.Performance.MeshHttp1Client);
         }
 
         var routes = new Dictionary<string, RouteTable>(StringComparer.Ordinal);
@@ -92,13 +93,13 @@ internal sealed class StateTranslator(UpstreamClients clients)
         return new L4Routes(listener, defaultCluster, [.. sni]);
     }
 
-    private Cluster BuildCluster(string name, ServiceOptions service, IReadOnlyList<ServiceEndpoint> endpoints, MeshState? previous)
+    private Cluster BuildCluster(string name, ServiceOptions service, IReadOnlyList<ServiceEndpoint> endpoints, MeshState? previous, bool meshHttp1)
     {
         var states = new EndpointState[endpoints.Count];
         EndpointState[] old = previous is not null && previous.Clusters.TryGetValue(name, out var oldCluster) ? oldCluster.Endpoints : [];
         for (var i = 0; i < endpoints.Count; i++)
         {
-            states[i] = Reuse(old, endpoints[i]) ?? new EndpointState(endpoints[i], Scheme);
+            states[i] = Reuse(old, endpoints[i]) ?? new EndpointState(endpoints[i], Scheme, clients.Http1Pools);
         }
 
         var policy = service.LoadBalancing.Policy;
@@ -110,7 +111,8 @@ internal sealed class StateTranslator(UpstreamClients clients)
             LoadBalancer.Create(policy, states),
             hashKey,
             clients.For(service.ConnectTimeoutMs),
-            UpstreamClients.RequestConfig(service.Protocol, service.RequestTimeoutMs));
+            UpstreamClients.RequestConfig(service.Protocol, service.RequestTimeoutMs),
+            meshHttp1 && service.Protocol == UpstreamProtocols.Http1 ? new Http1Settings(service.ConnectTimeoutMs, service.RequestTimeoutMs) : null);
     }
 
     private static EndpointState? Reuse(EndpointState[] old, ServiceEndpoint endpoint)

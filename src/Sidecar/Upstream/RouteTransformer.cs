@@ -39,10 +39,9 @@ internal sealed class RouteTransformer : HttpTransformer
         var request = httpContext.Request;
         // The base copy keeps the client's Host header (YARP drops it only through its transform builder).
 
-        if (_stripPrefix is not null && request.Path.StartsWithSegments(_stripPrefix, StringComparison.Ordinal, out var remaining))
+        if (_stripPrefix is not null)
         {
-            var path = remaining.HasValue ? remaining : new PathString("/");
-            proxyRequest.RequestUri = RequestUtilities.MakeDestinationAddress(destinationPrefix, path, request.QueryString);
+            proxyRequest.RequestUri = RequestUtilities.MakeDestinationAddress(destinationPrefix, UpstreamPath(request), request.QueryString);
         }
 
         foreach (var name in _requestRemove)
@@ -65,26 +64,74 @@ internal sealed class RouteTransformer : HttpTransformer
     public override async ValueTask<bool> TransformResponseAsync(HttpContext httpContext, HttpResponseMessage? proxyResponse, CancellationToken cancellationToken)
     {
         var copyBody = await base.TransformResponseAsync(httpContext, proxyResponse, cancellationToken).ConfigureAwait(false);
-        if (_touchesResponse)
+        ApplyResponseHeaders(httpContext.Response.Headers);
+        return copyBody;
+    }
+
+    /// <summary>True when the route sets, adds or removes request headers.</summary>
+    internal bool ChangesRequestHeaders => _requestSet.Length + _requestAdd.Length + _requestRemove.Length > 0;
+
+    /// <summary>Request headers the route sets, replacing the client's.</summary>
+    internal ReadOnlySpan<KeyValuePair<string, string>> RequestSet => _requestSet;
+
+    /// <summary>Request headers the route adds next to the client's.</summary>
+    internal ReadOnlySpan<KeyValuePair<string, string>> RequestAdd => _requestAdd;
+
+    /// <summary>Whether the client's header <paramref name="name"/> is removed or replaced on the way upstream.</summary>
+    internal bool DropsRequestHeader(string name)
+    {
+        foreach (var removed in _requestRemove)
         {
-            var headers = httpContext.Response.Headers;
-            foreach (var name in _responseRemove)
+            if (string.Equals(removed, name, StringComparison.OrdinalIgnoreCase))
             {
-                headers.Remove(name);
-            }
-
-            foreach (var (name, value) in _responseSet)
-            {
-                headers[name] = value;
-            }
-
-            foreach (var (name, value) in _responseAdd)
-            {
-                headers.Append(name, value);
+                return true;
             }
         }
 
-        return copyBody;
+        foreach (var (set, _) in _requestSet)
+        {
+            if (string.Equals(set, name, StringComparison.OrdinalIgnoreCase))
+            {
+                return true;
+            }
+        }
+
+        return false;
+    }
+
+    /// <summary>The path sent upstream: the client's, less the route's strip prefix.</summary>
+    internal PathString UpstreamPath(HttpRequest request)
+    {
+        if (_stripPrefix is not null && request.Path.StartsWithSegments(_stripPrefix, StringComparison.Ordinal, out var remaining))
+        {
+            return remaining.HasValue ? remaining : new PathString("/");
+        }
+
+        return request.Path;
+    }
+
+    /// <summary>Applies the route's response header changes to a response not yet started.</summary>
+    internal void ApplyResponseHeaders(IHeaderDictionary headers)
+    {
+        if (!_touchesResponse)
+        {
+            return;
+        }
+
+        foreach (var name in _responseRemove)
+        {
+            headers.Remove(name);
+        }
+
+        foreach (var (name, value) in _responseSet)
+        {
+            headers[name] = value;
+        }
+
+        foreach (var (name, value) in _responseAdd)
+        {
+            headers.Append(name, value);
+        }
     }
 
     private static void RemoveRequestHeader(HttpRequestMessage request, string name)

@@ -1,6 +1,7 @@
 // Stage 8 of the data path: the HTTP clients that carry forwarded requests to endpoints.
 using System.Net;
 using Mesh.Sidecar.Configuration;
+using Mesh.Sidecar.Upstream.Http1;
 using Yarp.ReverseProxy.Forwarder;
 
 namespace Mesh.Sidecar.Upstream;
@@ -14,6 +15,9 @@ internal sealed class UpstreamClients : IDisposable
 {
     private readonly Dictionary<int, HttpMessageInvoker> _byConnectTimeout = [];
     private readonly Lock _lock = new();
+
+    /// <summary>The connection pools of Mesh's own HTTP/1.1 client, one per endpoint.</summary>
+    public Http1PoolSet Http1Pools { get; } = new();
 
     public HttpMessageInvoker For(int connectTimeoutMs)
     {
@@ -56,5 +60,7 @@ internal sealed class UpstreamClients : IDisposable
 
             _byConnectTimeout.Clear();
         }
+
+        Http1Pools.Dispose();
     }
 }

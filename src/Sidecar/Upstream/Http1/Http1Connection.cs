@@ -1,0 +1,150 @@
+// One keep-alive HTTP/1.1 connection to an upstream endpoint: its socket, its buffers and its request timer.
+using System.Buffers;
+using System.Net.Sockets;
+
+namespace Mesh.Sidecar.Upstream.Http1;
+
+/// <summary>
+/// A pooled upstream connection. One request uses it at a time. The timer and the client's abort
+/// token race the request for <see cref="_state"/>: whoever moves it out of <c>Busy</c> first wins.
+/// The timer acts only past <see cref="_deadline"/>, so a late tick never kills the next request,
+/// and activity just moves the deadline instead of re-arming the timer per read.
+/// </summary>
+internal sealed class Http1Connection : IDisposable
+{
+    /// <summary>Read and write buffers start at this size and grow only for very large heads.</summary>
+    public const int BufferSize = 8 * 1024;
+
+    private const int Idle = 0;
+    private const int Busy = 1;
+    private const int TimedOutState = 2;
+    private const int AbortedState = 3;
+
+    private static readonly TimerCallback OnTimer = static state => ((Http1Connection)state!).Tick();
+
+    private readonly Timer _timer;
+    private long _deadline;
+    private int _state;
+    private int _disposed;
+
+    public Http1Connection(Socket socket)
+    {
+        Socket = socket;
+        Read = ArrayPool<byte>.Shared.Rent(BufferSize);
+        Write = ArrayPool<byte>.Shared.Rent(BufferSize);
+        _timer = new Timer(OnTimer, this, Timeout.Infinite, Timeout.Infinite);
+    }
+
+    public Socket Socket { get; }
+
+    /// <summary>Response bytes received and not yet consumed live in <c>Read[ReadStart..ReadEnd]</c>.</summary>
+    public byte[] Read { get; private set; }
+
+    public int ReadStart { get; set; }
+
+    public int ReadEnd { get; set; }
+
+    /// <summary>The request head is written here before one send.</summary>
+    public byte[] Write { get; private set; }
+
+    /// <summary>True once the connection has carried a request, so a failure may just mean the peer closed it while idle.</summary>
+    public bool Reused { get; set; }
+
+    /// <summary>When it went back to the pool (<see cref="Environment.TickCount64"/>).</summary>
+    public long IdleSince { get; set; }
+
+    public bool TimedOut => Volatile.Read(ref _state) == TimedOutState;
+
+    /// <summary>Starts a request: arms the activity timer.</summary>
+    public void Begin(int timeoutMs)
+    {
+        ReadStart = 0;
+        ReadEnd = 0;
+        Volatile.Write(ref _deadline, Environment.TickCount64 + timeoutMs);
+        Volatile.Write(ref _state, Busy);
+        _timer.Change(timeoutMs, Timeout.Infinite);
+    }
+
+    /// <summary>Upstream showed activity: the timeout counts from now.</summary>
+    public void Touch(int timeoutMs) => Volatile.Write(ref _deadline, Environment.TickCount64 + timeoutMs);
+
+    /// <summary>Ends a request; false if the timer or an abort already closed the socket.</summary>
+    public bool End() => Interlocked.CompareExchange(ref _state, Idle, Busy) == Busy;
+
+    /// <summary>The client went away: close the socket so pending reads and writes fail now.</summary>
+    public void Abort() => Interrupt(AbortedState);
+
+    /// <summary>Grows the read buffer, keeping its unread bytes; false past <paramref name="limit"/>.</summary>
+    public bool GrowRead(int limit)
+    {
+        if (Read.Length >= limit)
+        {
+            return false;
+        }
+
+        var bigger = ArrayPool<byte>.Shared.Rent(Math.Min(limit, Read.Length * 2));
+        Read.AsSpan(ReadStart, ReadEnd - ReadStart).CopyTo(bigger);
+        ReadEnd -= ReadStart;
+        ReadStart = 0;
+        ArrayPool<byte>.Shared.Return(Read);
+        Read = bigger;
+        return true;
+    }
+
+    /// <summary>Grows the write buffer to hold at least <paramref name="needed"/> bytes, keeping the first <paramref name="used"/>.</summary>
+    public void GrowWrite(int used, int needed)
+    {
+        var bigger = ArrayPool<byte>.Shared.Rent(Math.Max(needed, Write.Length * 2));
+        Write.AsSpan(0, used).CopyTo(bigger);
+        ArrayPool<byte>.Shared.Return(Write);
+        Write = bigger;
+    }
+
+    public void Dispose()
+    {
+        if (Interlocked.Exchange(ref _disposed, 1) != 0)
+        {
+            return;
+        }
+
+        _timer.Dispose();
+        Socket.Dispose();
+        // The buffers go back only when no request can touch them any more (Dispose runs on the request's own path).
+        ArrayPool<byte>.Shared.Return(Read);
+        ArrayPool<byte>.Shared.Return(Write);
+    }
+
+    private void Tick()
+    {
+        if (Volatile.Read(ref _state) != Busy)
+        {
+            return;
+        }
+
+        var left = Volatile.Read(ref _deadline) - Environment.TickCount64;
+        if (left > 0)
+        {
+            try
+            {
+                _timer.Change(left, Timeout.Infinite);
+            }
+            catch (ObjectDisposedException)
+            {
+                // Closed meanwhile; nothing to time out.
+            }
+
+            return;
+        }
+
+        Interrupt(TimedOutState);
+    }
+
+    private void Interrupt(int reason)
+    {
+        if (Interlocked.CompareExchange(ref _state, reason, Busy) == Busy)
+        {
+            // Only the socket: the request path still owns the buffers and disposes the rest.
+            Socket.Dispose();
+        }
+    }
+}
