@@ -85,6 +85,8 @@ internal sealed class AdminEndpoints(MeshStateStore store, ListenerManager liste
                     ["inFlight"] = endpoint.InFlight,
                     ["requests"] = endpoint.Requests,
                     ["failures"] = endpoint.Failures,
+                    // Keep-alive connections parked in Mesh's HTTP/1.1 client pool.
+                    ["idleConnections"] = endpoint.Http1Pool.IdleCount,
                     ["tags"] = new JsonArray([.. endpoint.Endpoint.Tags.Select(t => (JsonNode?)JsonValue.Create(t))]),
                 });
             }
@@ -93,6 +95,8 @@ internal sealed class AdminEndpoints(MeshStateStore store, ListenerManager liste
             {
                 ["name"] = cluster.Name,
                 ["policy"] = cluster.Policy,
+                // Which client carries L7 requests: Mesh's own HTTP/1.1 client, or YARP's forwarder (HTTP/2 services, or switched off).
+                ["client"] = cluster.Http1 is null ? "yarp" : "mesh-http1",
                 ["endpoints"] = endpoints,
             });
         }

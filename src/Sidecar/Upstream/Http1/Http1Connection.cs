@@ -25,6 +25,8 @@ internal sealed class Http1Connection : IDisposable
     private readonly Timer _timer;
     private long _deadline;
     private int _state;
+    private int _armed;
+    private int _armedFor;
     private int _disposed;
 
     public Http1Connection(Socket socket)
@@ -62,7 +64,12 @@ internal sealed class Http1Connection : IDisposable
         ReadEnd = 0;
         Volatile.Write(ref _deadline, Environment.TickCount64 + timeoutMs);
         Volatile.Write(ref _state, Busy);
-        _timer.Change(timeoutMs, Timeout.Infinite);
+        if (Interlocked.Exchange(ref _armed, 1) == 0 || timeoutMs < _armedFor)
+        {
+            // Arm only when the timer is not already running: back-to-back requests then cost no timer-queue work.
+            _armedFor = timeoutMs;
+            _timer.Change(timeoutMs, Timeout.Infinite);
+        }
     }
 
     /// <summary>Upstream showed activity: the timeout counts from now.</summary>
@@ -118,7 +125,12 @@ internal sealed class Http1Connection : IDisposable
     {
         if (Volatile.Read(ref _state) != Busy)
         {
-            return;
+            // Idle: let the timer stop. A request that began meanwhile saw it armed and did not arm it, so check again.
+            Volatile.Write(ref _armed, 0);
+            if (Volatile.Read(ref _state) != Busy || Interlocked.Exchange(ref _armed, 1) != 0)
+            {
+                return;
+            }
         }
 
         var left = Volatile.Read(ref _deadline) - Environment.TickCount64;
