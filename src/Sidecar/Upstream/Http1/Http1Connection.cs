@@ -22,7 +22,11 @@ internal sealed class Http1Connection : IDisposable
 
     private static readonly TimerCallback OnTimer = static state => ((Http1Connection)state!).Tick();
 
+    private const int HeaderCacheSize = 16;
+
     private readonly Timer _timer;
+    private HeaderCacheEntry[]? _headerCache;
+    private int _headerCacheNext;
     private long _deadline;
     private int _state;
     private int _armed;
@@ -80,6 +84,50 @@ internal sealed class Http1Connection : IDisposable
 
     /// <summary>The client went away: close the socket so pending reads and writes fail now.</summary>
     public void Abort() => Interrupt(AbortedState);
+
+    /// <summary>
+    /// The name and value strings for a response header, reused from the last response on this
+    /// connection when the bytes are the same: an upstream repeats most of its headers, so steady
+    /// traffic copies headers without allocating.
+    /// </summary>
+    public (string Name, string Value) HeaderStrings(ReadOnlySpan<byte> name, ReadOnlySpan<byte> value)
+    {
+        var entries = _headerCache ??= new HeaderCacheEntry[HeaderCacheSize];
+        var free = -1;
+        for (var i = 0; i < entries.Length; i++)
+        {
+            ref var entry = ref entries[i];
+            if (entry.NameBytes is null)
+            {
+                free = free < 0 ? i : free;
+                continue;
+            }
+
+            if (!name.SequenceEqual(entry.NameBytes))
+            {
+                continue;
+            }
+
+            if (!value.SequenceEqual(entry.ValueBytes))
+            {
+                entry.ValueBytes = value.ToArray();
+                entry.Value = System.Text.Encoding.Latin1.GetString(value);
+            }
+
+            return (entry.Name!, entry.Value!);
+        }
+
+        // A new name: take a free slot, or replace in turn.
+        var slot = free >= 0 ? free : _headerCacheNext++ % entries.Length;
+        entries[slot] = new HeaderCacheEntry
+        {
+            NameBytes = name.ToArray(),
+            Name = System.Text.Encoding.ASCII.GetString(name),
+            ValueBytes = value.ToArray(),
+            Value = System.Text.Encoding.Latin1.GetString(value),
+        };
+        return (entries[slot].Name!, entries[slot].Value!);
+    }
 
     /// <summary>Grows the read buffer, keeping its unread bytes; false past <paramref name="limit"/>.</summary>
     public bool GrowRead(int limit)
@@ -158,5 +206,13 @@ internal sealed class Http1Connection : IDisposable
             // Only the socket: the request path still owns the buffers and disposes the rest.
             Socket.Dispose();
         }
+    }
+
+    private struct HeaderCacheEntry
+    {
+        public byte[]? NameBytes;
+        public string? Name;
+        public byte[]? ValueBytes;
+        public string? Value;
     }
 }

@@ -156,7 +156,7 @@ internal sealed partial class Http1Forwarder(ILogger<Http1Forwarder> logger)
                         continue;
                     }
 
-                    framing = CopyHeaders(head, context.Response, status, isHead, out bodyLength, out var close);
+                    framing = CopyHeaders(connection, head, context.Response, status, isHead, out bodyLength, out var close);
                     keepAlive = !close && !http10 && framing != Framing.UntilClose;
                     break;
                 }
@@ -280,6 +280,7 @@ internal sealed partial class Http1Forwarder(ILogger<Http1Forwarder> logger)
             return Await(connection, receive);
         }
 
+        [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
         static async ValueTask<int> Await(Http1Connection connection, ValueTask<int> receive)
         {
             var received = await receive.ConfigureAwait(false);
@@ -288,6 +289,7 @@ internal sealed partial class Http1Forwarder(ILogger<Http1Forwarder> logger)
         }
     }
 
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
     private static async ValueTask<bool> CopyLengthAsync(Http1Connection connection, PipeWriter writer, long length, int timeoutMs)
     {
         var buffered = (int)Math.Min(connection.ReadEnd - connection.ReadStart, length);
@@ -322,6 +324,7 @@ internal sealed partial class Http1Forwarder(ILogger<Http1Forwarder> logger)
         return true;
     }
 
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
     private static async ValueTask<bool> CopyUntilCloseAsync(Http1Connection connection, PipeWriter writer, int timeoutMs)
     {
         if (connection.ReadEnd > connection.ReadStart)
@@ -351,6 +354,7 @@ internal sealed partial class Http1Forwarder(ILogger<Http1Forwarder> logger)
     }
 
     /// <summary>Decodes <c>Transfer-Encoding: chunked</c>; Kestrel frames the body again for its client. Trailers are read and dropped.</summary>
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
     private static async ValueTask<bool> CopyChunkedAsync(Http1Connection connection, PipeWriter writer, int timeoutMs)
     {
         var unflushed = false;
@@ -412,6 +416,7 @@ internal sealed partial class Http1Forwarder(ILogger<Http1Forwarder> logger)
     /// Waits for a whole line in the buffer and consumes it; returns its length without the CRLF
     /// and leaves it at <c>Read[ReadStart - length - 2]</c>. Flushes first if it has to wait.
     /// </summary>
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
     private static async ValueTask<int> ReadLineAsync(Http1Connection connection, PipeWriter writer, bool unflushed, int timeoutMs)
     {
         int end;
@@ -487,25 +492,6 @@ internal sealed partial class Http1Forwarder(ILogger<Http1Forwarder> logger)
         _ => name.Length > 0 && name[0] == ':',
     };
 
-    /// <summary>The shared string for common response header names, so copying them allocates nothing.</summary>
-    private static string? KnownName(ReadOnlySpan<byte> name) => name.Length switch
-    {
-        3 when Ascii.EqualsIgnoreCase(name, "Age"u8) => HeaderNames.Age,
-        4 when Ascii.EqualsIgnoreCase(name, "Date"u8) => HeaderNames.Date,
-        4 when Ascii.EqualsIgnoreCase(name, "ETag"u8) => HeaderNames.ETag,
-        4 when Ascii.EqualsIgnoreCase(name, "Vary"u8) => HeaderNames.Vary,
-        6 when Ascii.EqualsIgnoreCase(name, "Server"u8) => HeaderNames.Server,
-        7 when Ascii.EqualsIgnoreCase(name, "Expires"u8) => HeaderNames.Expires,
-        8 when Ascii.EqualsIgnoreCase(name, "Location"u8) => HeaderNames.Location,
-        10 when Ascii.EqualsIgnoreCase(name, "Set-Cookie"u8) => HeaderNames.SetCookie,
-        12 when Ascii.EqualsIgnoreCase(name, "Content-Type"u8) => HeaderNames.ContentType,
-        13 when Ascii.EqualsIgnoreCase(name, "Cache-Control"u8) => HeaderNames.CacheControl,
-        13 when Ascii.EqualsIgnoreCase(name, "Last-Modified"u8) => HeaderNames.LastModified,
-        13 when Ascii.EqualsIgnoreCase(name, "Accept-Ranges"u8) => HeaderNames.AcceptRanges,
-        16 when Ascii.EqualsIgnoreCase(name, "Content-Encoding"u8) => HeaderNames.ContentEncoding,
-        _ => null,
-    };
-
     private static int ParseStatus(ReadOnlySpan<byte> head, out bool http10)
     {
         // HTTP/1.x SP 3DIGIT SP reason
@@ -520,7 +506,7 @@ internal sealed partial class Http1Forwarder(ILogger<Http1Forwarder> logger)
     }
 
     /// <summary>Copies the end-to-end headers onto the response and returns how its body is framed.</summary>
-    private static Framing CopyHeaders(ReadOnlySpan<byte> head, HttpResponse response, int status, bool isHead, out long length, out bool close)
+    private static Framing CopyHeaders(Http1Connection connection, ReadOnlySpan<byte> head, HttpResponse response, int status, bool isHead, out long length, out bool close)
     {
         response.StatusCode = status;
         var headers = response.Headers;
@@ -564,8 +550,7 @@ internal sealed partial class Http1Forwarder(ILogger<Http1Forwarder> logger)
                     continue;
             }
 
-            var key = KnownName(name) ?? Encoding.ASCII.GetString(name);
-            var text = Encoding.Latin1.GetString(value);
+            var (key, text) = connection.HeaderStrings(name, value);
             headers[key] = headers.TryGetValue(key, out var existing) ? StringValues.Concat(existing, text) : new StringValues(text);
         }
 
