@@ -63,6 +63,16 @@ public sealed partial class RelaunchTests
         }
     }
 
+    [Fact]
+    public void RuntimeConfig_AsShipped_ThreadPoolWorkersDoNotSpin()
+    {
+        // The runtime reads this from mesh-sidecar.runtimeconfig.json before any code runs.
+        using var config = System.Text.Json.JsonDocument.Parse(File.ReadAllText(Path.Combine(AppContext.BaseDirectory, "mesh-sidecar.runtimeconfig.json")));
+        var properties = config.RootElement.GetProperty("runtimeOptions").GetProperty("configProperties");
+
+        Assert.Equal(0, properties.GetProperty("System.Threading.ThreadPool.UnfairSemaphoreSpinLimit").GetInt32());
+    }
+
     private static Process Start(int gen0Mb)
     {
         var config = Path.Combine(Directory.CreateTempSubdirectory("mesh-relaunch-").FullName, "sidecar.json");
