@@ -12,8 +12,8 @@ namespace Mesh.Sidecar.Upstream.Http1;
 /// </summary>
 internal sealed class Http1Connection : IDisposable
 {
-    /// <summary>Read and write buffers start at this size and grow only for very large heads.</summary>
-    public const int BufferSize = 8 * 1024;
+    /// <summary>Read and write buffers start at this size (as HttpClient's) and grow only for large heads; bodies bypass them.</summary>
+    public const int BufferSize = 4 * 1024;
 
     private const int Idle = 0;
     private const int Busy = 1;

@@ -43,7 +43,8 @@ internal sealed partial class Http1Forwarder(ILogger<Http1Forwarder> logger)
         ResponseBody,
     }
 
-    private enum Framing
+    /// <summary>How a response body is delimited.</summary>
+    internal enum Framing
     {
         None,
         Length,
@@ -506,7 +507,7 @@ internal sealed partial class Http1Forwarder(ILogger<Http1Forwarder> logger)
     }
 
     /// <summary>Copies the end-to-end headers onto the response and returns how its body is framed.</summary>
-    private static Framing CopyHeaders(Http1Connection connection, ReadOnlySpan<byte> head, HttpResponse response, int status, bool isHead, out long length, out bool close)
+    internal static Framing CopyHeaders(Http1Connection connection, ReadOnlySpan<byte> head, HttpResponse response, int status, bool isHead, out long length, out bool close)
     {
         response.StatusCode = status;
         var headers = response.Headers;
@@ -593,7 +594,7 @@ internal sealed partial class Http1Forwarder(ILogger<Http1Forwarder> logger)
     }
 
     /// <summary>Writes the request line and headers; true in <paramref name="bodySent"/> when a small body went in too.</summary>
-    private static int WriteHead(Http1Connection connection, HttpContext context, RouteTransformer transformer, string authority, out bool bodySent)
+    internal static int WriteHead(Http1Connection connection, HttpContext context, RouteTransformer transformer, string authority, out bool bodySent)
     {
         var request = context.Request;
         var length = 0;

@@ -1,4 +1,5 @@
 // Mesh's HTTP/1.1 upstream client against a scripted loopback upstream: framing, reuse, retries, errors, transforms.
+using System.Globalization;
 using System.Text;
 using Mesh.Discovery;
 using Mesh.Sidecar.Configuration;
@@ -142,6 +143,41 @@ public sealed class Http1ForwarderTests : IDisposable
         Assert.StartsWith("POST / HTTP/1.1", request.RequestLine, StringComparison.Ordinal);
         Assert.Equal([size.ToString(System.Globalization.CultureInfo.InvariantCulture)], request.Header("Content-Length"));
         Assert.Equal(body, request.Body);
+    }
+
+    [Fact]
+    public async Task SendAsync_HeadsLargerThanTheBuffers_GrowThem()
+    {
+        var bigValue = new string('v', 3000);
+        var response = new StringBuilder("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n");
+        for (var i = 0; i < 8; i++)
+        {
+            response.Append(CultureInfo.InvariantCulture, $"x-big-{i}: {bigValue}\r\n");
+        }
+
+        await using var upstream = new ScriptedUpstream(_ => new ScriptedReply(response.Append("\r\nok").ToString()));
+        var context = Context();
+        for (var i = 0; i < 4; i++)
+        {
+            context.Request.Headers[$"x-req-{i}"] = bigValue;
+        }
+
+        Assert.Equal(ForwarderError.None, await _forwarder.SendAsync(context, Endpoint(upstream), Settings, RouteTransformer.None));
+
+        Assert.Equal("ok", await BodyAsync(context));
+        Assert.Equal(bigValue, context.Response.Headers["x-big-7"]);
+        Assert.Equal([bigValue], (await upstream.NextRequestAsync()).Header("x-req-3"));
+    }
+
+    [Fact]
+    public async Task SendAsync_ResponseHeadOverTheLimit_Returns502()
+    {
+        var huge = "HTTP/1.1 200 OK\r\nx-huge: " + new string('h', Http1Forwarder.MaxResponseHeadBytes) + "\r\nContent-Length: 0\r\n\r\n";
+        await using var upstream = new ScriptedUpstream(_ => new ScriptedReply(huge));
+        var context = Context();
+
+        Assert.Equal(ForwarderError.Request, await _forwarder.SendAsync(context, Endpoint(upstream), Settings, RouteTransformer.None));
+        Assert.Equal(502, context.Response.StatusCode);
     }
 
     [Fact]
