@@ -119,6 +119,9 @@ internal sealed partial class Http1Forwarder(ILogger<Http1Forwarder> logger)
                             await connection.Socket.SendAsync(segment, SocketFlags.None).ConfigureAwait(false);
                         }
 
+                        // A slow upload is activity too, as in YARP's activity timeout.
+                        connection.Touch(settings.RequestTimeoutMs);
+
                         reader.AdvanceTo(result.Buffer.End);
                         if (result.IsCompleted)
                         {
@@ -310,6 +313,9 @@ internal sealed partial class Http1Forwarder(ILogger<Http1Forwarder> logger)
                 return false;
             }
 
+            // A slow client holding the flush back is not an idle upstream.
+            connection.Touch(timeoutMs);
+
             var memory = writer.GetMemory();
             var received = await connection.Socket.ReceiveAsync(memory[..(int)Math.Min(memory.Length, length)], SocketFlags.None).ConfigureAwait(false);
             if (received == 0)
@@ -341,6 +347,9 @@ internal sealed partial class Http1Forwarder(ILogger<Http1Forwarder> logger)
             {
                 return false;
             }
+
+            // A slow client holding the flush back is not an idle upstream.
+            connection.Touch(timeoutMs);
 
             var memory = writer.GetMemory();
             var received = await connection.Socket.ReceiveAsync(memory, SocketFlags.None).ConfigureAwait(false);
@@ -392,6 +401,8 @@ internal sealed partial class Http1Forwarder(ILogger<Http1Forwarder> logger)
                     return false;
                 }
 
+                connection.Touch(timeoutMs);
+
                 var memory = writer.GetMemory();
                 var received = await connection.Socket.ReceiveAsync(memory[..(int)Math.Min(memory.Length, size)], SocketFlags.None).ConfigureAwait(false);
                 if (received == 0)
@@ -431,6 +442,7 @@ internal sealed partial class Http1Forwarder(ILogger<Http1Forwarder> logger)
             if (unflushed)
             {
                 await writer.FlushAsync().ConfigureAwait(false);
+                connection.Touch(timeoutMs);
                 unflushed = false;
             }
 

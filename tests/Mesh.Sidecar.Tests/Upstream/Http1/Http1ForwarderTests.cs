@@ -242,6 +242,22 @@ public sealed class Http1ForwarderTests : IDisposable
     }
 
     [Fact]
+    public async Task SendAsync_SlowUploadLongerThanTheTimeout_CountsAsActivity()
+    {
+        // Six pieces 400 ms apart: 2.4 s in all against a 1.5 s activity timeout, each gap well inside it.
+        await using var upstream = new ScriptedUpstream(_ => new ScriptedReply("HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"));
+        var context = Context(method: "POST");
+        context.Request.Body = new TrickleStream(pieces: 6, size: 100, gap: TimeSpan.FromMilliseconds(400));
+        context.Request.ContentLength = 600;
+        context.Features.Set<IHttpRequestBodyDetectionFeature>(new BodyDetection(canHaveBody: true));
+
+        var error = await _forwarder.SendAsync(context, Endpoint(upstream), Settings with { RequestTimeoutMs = 1500 }, RouteTransformer.None);
+
+        Assert.Equal(ForwarderError.None, error);
+        Assert.Equal(600, (await upstream.NextRequestAsync()).Body.Length);
+    }
+
+    [Fact]
     public async Task SendAsync_ClientGoesAway_ClosesTheUpstreamConnection()
     {
         await using var upstream = new ScriptedUpstream(_ => new ScriptedReply(null));
@@ -407,6 +423,48 @@ public sealed class Http1ForwarderTests : IDisposable
     {
         await context.Response.BodyWriter.FlushAsync();
         return Encoding.UTF8.GetString(((MemoryStream)context.Response.Body).ToArray());
+    }
+
+    /// <summary>A request body that arrives in pieces, <c>gap</c> apart, as from a slow client.</summary>
+    private sealed class TrickleStream(int pieces, int size, TimeSpan gap) : Stream
+    {
+        private int _left = pieces * size;
+
+        public override bool CanRead => true;
+
+        public override bool CanSeek => false;
+
+        public override bool CanWrite => false;
+
+        public override long Length => throw new NotSupportedException();
+
+        public override long Position { get => throw new NotSupportedException(); set => throw new NotSupportedException(); }
+
+        public override async ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken = default)
+        {
+            if (_left == 0)
+            {
+                return 0;
+            }
+
+            await Task.Delay(gap, cancellationToken);
+            var count = Math.Min(Math.Min(size, _left), buffer.Length);
+            _left -= count;
+            buffer.Span[..count].Fill((byte)'t');
+            return count;
+        }
+
+        public override int Read(byte[] buffer, int offset, int count) => throw new NotSupportedException();
+
+        public override void Flush()
+        {
+        }
+
+        public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
+
+        public override void SetLength(long value) => throw new NotSupportedException();
+
+        public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
     }
 
     private sealed class LifetimeFeature : IHttpRequestLifetimeFeature
