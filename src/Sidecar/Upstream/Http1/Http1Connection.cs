@@ -24,7 +24,8 @@ internal sealed class Http1Connection : IDisposable
 
     private const int HeaderCacheSize = 16;
 
-    private readonly Timer _timer;
+    private readonly ITimer _timer;
+    private readonly TimeProvider _time;
     private HeaderCacheEntry[]? _headerCache;
     private int _headerCacheNext;
     private long _deadline;
@@ -33,12 +34,14 @@ internal sealed class Http1Connection : IDisposable
     private int _armedFor;
     private int _disposed;
 
-    public Http1Connection(Socket socket)
+    /// <summary>A connection over <paramref name="socket"/>; <paramref name="time"/> runs its request timer (the system clock unless a test fakes it).</summary>
+    public Http1Connection(Socket socket, TimeProvider? time = null)
     {
         Socket = socket;
+        _time = time ?? TimeProvider.System;
         Read = ArrayPool<byte>.Shared.Rent(BufferSize);
         Write = ArrayPool<byte>.Shared.Rent(BufferSize);
-        _timer = new Timer(OnTimer, this, Timeout.Infinite, Timeout.Infinite);
+        _timer = _time.CreateTimer(OnTimer, this, Timeout.InfiniteTimeSpan, Timeout.InfiniteTimeSpan);
     }
 
     public Socket Socket { get; }
@@ -56,7 +59,7 @@ internal sealed class Http1Connection : IDisposable
     /// <summary>True once the connection has carried a request, so a failure may just mean the peer closed it while idle.</summary>
     public bool Reused { get; set; }
 
-    /// <summary>When it went back to the pool (<see cref="Environment.TickCount64"/>).</summary>
+    /// <summary>When it went back to the pool (<see cref="NowMs"/>).</summary>
     public long IdleSince { get; set; }
 
     public bool TimedOut => Volatile.Read(ref _state) == TimedOutState;
@@ -66,18 +69,21 @@ internal sealed class Http1Connection : IDisposable
     {
         ReadStart = 0;
         ReadEnd = 0;
-        Volatile.Write(ref _deadline, Environment.TickCount64 + timeoutMs);
+        Volatile.Write(ref _deadline, NowMs + timeoutMs);
         Volatile.Write(ref _state, Busy);
         if (Interlocked.Exchange(ref _armed, 1) == 0 || timeoutMs < _armedFor)
         {
             // Arm only when the timer is not already running: back-to-back requests then cost no timer-queue work.
             _armedFor = timeoutMs;
-            _timer.Change(timeoutMs, Timeout.Infinite);
+            _timer.Change(TimeSpan.FromMilliseconds(timeoutMs), Timeout.InfiniteTimeSpan);
         }
     }
 
     /// <summary>Upstream showed activity: the timeout counts from now.</summary>
-    public void Touch(int timeoutMs) => Volatile.Write(ref _deadline, Environment.TickCount64 + timeoutMs);
+    public void Touch(int timeoutMs) => Volatile.Write(ref _deadline, NowMs + timeoutMs);
+
+    /// <summary>Milliseconds on this connection's clock.</summary>
+    public long NowMs => (long)_time.GetElapsedTime(0).TotalMilliseconds;
 
     /// <summary>Ends a request; false if the timer or an abort already closed the socket.</summary>
     public bool End() => Interlocked.CompareExchange(ref _state, Idle, Busy) == Busy;
@@ -181,12 +187,12 @@ internal sealed class Http1Connection : IDisposable
             }
         }
 
-        var left = Volatile.Read(ref _deadline) - Environment.TickCount64;
+        var left = Volatile.Read(ref _deadline) - NowMs;
         if (left > 0)
         {
             try
             {
-                _timer.Change(left, Timeout.Infinite);
+                _timer.Change(TimeSpan.FromMilliseconds(left), Timeout.InfiniteTimeSpan);
             }
             catch (ObjectDisposedException)
             {

@@ -15,6 +15,7 @@ internal sealed class Http1ConnectionPool : IDisposable
 
     private readonly EndPoint _endPoint;
     private readonly Http1PoolSet? _owner;
+    private readonly TimeProvider _time;
     private readonly Lock _lock = new();
     private Http1Connection?[] _idle = new Http1Connection?[16];
     private int _count;
@@ -22,16 +23,20 @@ internal sealed class Http1ConnectionPool : IDisposable
     private bool _swept;
 
     /// <summary>A pool for <paramref name="address"/> (IP literal or host name) and <paramref name="port"/>; <paramref name="owner"/> sweeps its idle connections.</summary>
-    public Http1ConnectionPool(string address, int port, Http1PoolSet? owner = null)
+    public Http1ConnectionPool(string address, int port, Http1PoolSet? owner = null, TimeProvider? time = null)
     {
         ArgumentNullException.ThrowIfNull(address);
         _endPoint = IPAddress.TryParse(address.Trim('[', ']'), out var ip) ? new IPEndPoint(ip, port) : new DnsEndPoint(address, port);
         _owner = owner;
-        LastUsed = Environment.TickCount64;
+        _time = time ?? TimeProvider.System;
+        LastUsed = NowMs;
     }
 
-    /// <summary>When a request last took or returned a connection (<see cref="Environment.TickCount64"/>).</summary>
+    /// <summary>When a request last took or returned a connection (<see cref="NowMs"/>).</summary>
     public long LastUsed { get; private set; }
+
+    /// <summary>Milliseconds on this pool's clock.</summary>
+    public long NowMs => (long)_time.GetElapsedTime(0).TotalMilliseconds;
 
     public int IdleCount
     {
@@ -47,7 +52,7 @@ internal sealed class Http1ConnectionPool : IDisposable
     /// <summary>Takes an idle connection, or null when a new one must be opened.</summary>
     public Http1Connection? TryRent(long idleTimeoutMs)
     {
-        var now = Environment.TickCount64;
+        var now = NowMs;
         while (true)
         {
             Http1Connection? connection;
@@ -93,7 +98,7 @@ internal sealed class Http1ConnectionPool : IDisposable
                 throw new TimeoutException($"connecting to {_endPoint} took longer than {timeoutMs} ms");
             }
 
-            return new Http1Connection(socket);
+            return new Http1Connection(socket, _time);
         }
         catch
         {
@@ -105,7 +110,7 @@ internal sealed class Http1ConnectionPool : IDisposable
     /// <summary>Gives a connection that finished a request cleanly back for the next one.</summary>
     public void Return(Http1Connection connection)
     {
-        var now = Environment.TickCount64;
+        var now = NowMs;
         connection.IdleSince = now;
         connection.Reused = true;
         lock (_lock)
@@ -139,7 +144,7 @@ internal sealed class Http1ConnectionPool : IDisposable
     /// </summary>
     public void Sweep(long idleTimeoutMs)
     {
-        var now = Environment.TickCount64;
+        var now = NowMs;
         List<Http1Connection>? expired = null;
         lock (_lock)
         {

@@ -12,14 +12,21 @@ internal sealed class Http1PoolSet : IDisposable
 
     private readonly Dictionary<Http1ConnectionPool, byte> _swept = [];
     private readonly Lock _lock = new();
-    private readonly Timer _timer;
+    private readonly ITimer _timer;
+    private readonly TimeProvider _time;
     private readonly long _idleTimeoutMs;
 
-    public Http1PoolSet(long idleTimeoutMs = IdleTimeoutMs)
+    /// <summary>
+    /// Pools whose connections may idle <paramref name="idleTimeoutMs"/>, swept every
+    /// <paramref name="sweepPeriod"/> (default: a quarter of it, at most 15 s; infinite: only when
+    /// <see cref="Sweep"/> is called), on <paramref name="time"/> (the system clock unless a test fakes it).
+    /// </summary>
+    public Http1PoolSet(long idleTimeoutMs = IdleTimeoutMs, TimeSpan? sweepPeriod = null, TimeProvider? time = null)
     {
         _idleTimeoutMs = idleTimeoutMs;
-        var period = TimeSpan.FromMilliseconds(Math.Clamp(idleTimeoutMs / 4, 10, 15_000));
-        _timer = new Timer(static state => ((Http1PoolSet)state!).Sweep(), this, period, period);
+        _time = time ?? TimeProvider.System;
+        var period = sweepPeriod ?? TimeSpan.FromMilliseconds(Math.Clamp(idleTimeoutMs / 4, 10, 15_000));
+        _timer = _time.CreateTimer(static state => ((Http1PoolSet)state!).Sweep(), this, period, period);
     }
 
     /// <summary>How long a pooled connection may stay idle, in milliseconds.</summary>
@@ -37,7 +44,7 @@ internal sealed class Http1PoolSet : IDisposable
         }
     }
 
-    public Http1ConnectionPool Create(string address, int port) => new(address, port, this);
+    public Http1ConnectionPool Create(string address, int port) => new(address, port, this, _time);
 
     internal void Enrol(Http1ConnectionPool pool)
     {

@@ -1,6 +1,7 @@
 // Mesh's HTTP/1.1 upstream client against a scripted loopback upstream: framing, reuse, retries, errors, transforms.
 using System.Globalization;
 using System.Text;
+using System.Threading.Channels;
 using Mesh.Discovery;
 using Mesh.Sidecar.Configuration;
 using Mesh.Sidecar.Endpoints;
@@ -9,6 +10,7 @@ using Mesh.Sidecar.Upstream.Http1;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Http.Features;
 using Microsoft.Extensions.Logging.Abstractions;
+using Microsoft.Extensions.Time.Testing;
 using Yarp.ReverseProxy.Forwarder;
 
 namespace Mesh.Sidecar.Tests.Upstream.Http1;
@@ -244,17 +246,47 @@ public sealed class Http1ForwarderTests : IDisposable
     [Fact]
     public async Task SendAsync_SlowUploadLongerThanTheTimeout_CountsAsActivity()
     {
-        // Six pieces 400 ms apart: 2.4 s in all against a 1.5 s activity timeout, each gap well inside it.
+        // Four pieces 800 ms apart on a fake clock: 3.2 s in all against a 1 s activity timeout, each gap inside it.
+        var time = new FakeTimeProvider();
+        using var pools = new Http1PoolSet(time: time);
         await using var upstream = new ScriptedUpstream(_ => new ScriptedReply("HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"));
+        var body = new GatedStream(pieces: 4, size: 100);
         var context = Context(method: "POST");
-        context.Request.Body = new TrickleStream(pieces: 6, size: 100, gap: TimeSpan.FromMilliseconds(400));
-        context.Request.ContentLength = 600;
+        context.Request.Body = body;
+        context.Request.ContentLength = 400;
         context.Features.Set<IHttpRequestBodyDetectionFeature>(new BodyDetection(canHaveBody: true));
+        var endpoint = new EndpointState(new ServiceEndpoint("127.0.0.1", upstream.Port), "http", pools);
 
-        var error = await _forwarder.SendAsync(context, Endpoint(upstream), Settings with { RequestTimeoutMs = 1500 }, RouteTransformer.None);
+        var sending = _forwarder.SendAsync(context, endpoint, Settings with { RequestTimeoutMs = 1000 }, RouteTransformer.None).AsTask();
+        for (var i = 0; i < 4; i++)
+        {
+            // The forwarder asks for the next piece only after sending the last one and counting it as activity.
+            await body.WaitingAsync();
+            time.Advance(TimeSpan.FromMilliseconds(800));
+            body.Release();
+        }
 
-        Assert.Equal(ForwarderError.None, error);
-        Assert.Equal(600, (await upstream.NextRequestAsync()).Body.Length);
+        Assert.Equal(ForwarderError.None, await sending.WaitAsync(TimeSpan.FromSeconds(20)));
+        Assert.Equal(400, (await upstream.NextRequestAsync()).Body.Length);
+    }
+
+    [Fact]
+    public async Task SendAsync_UpstreamSilentPastTheTimeout_TimesOutOnTheFakeClock()
+    {
+        var time = new FakeTimeProvider();
+        using var pools = new Http1PoolSet(time: time);
+        await using var upstream = new ScriptedUpstream(_ => new ScriptedReply(null));
+        var endpoint = new EndpointState(new ServiceEndpoint("127.0.0.1", upstream.Port), "http", pools);
+        var context = Context();
+
+        var sending = _forwarder.SendAsync(context, endpoint, Settings with { RequestTimeoutMs = 1000 }, RouteTransformer.None).AsTask();
+        await upstream.NextRequestAsync();
+        time.Advance(TimeSpan.FromMilliseconds(999));
+        Assert.False(sending.IsCompleted);
+        time.Advance(TimeSpan.FromMilliseconds(1));
+
+        Assert.Equal(ForwarderError.RequestTimedOut, await sending.WaitAsync(TimeSpan.FromSeconds(20)));
+        Assert.Equal(504, context.Response.StatusCode);
     }
 
     [Fact]
@@ -352,7 +384,8 @@ public sealed class Http1ForwarderTests : IDisposable
     [Fact]
     public async Task Sweep_IdleConnections_AreClosed()
     {
-        using var pools = new Http1PoolSet(idleTimeoutMs: 0);
+        // No timer: the test sweeps, so nothing closes the connection before it is counted.
+        using var pools = new Http1PoolSet(idleTimeoutMs: 0, sweepPeriod: Timeout.InfiniteTimeSpan);
         await using var upstream = new ScriptedUpstream(_ => new ScriptedReply("HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"));
         var endpoint = new EndpointState(new ServiceEndpoint("127.0.0.1", upstream.Port), "http", pools);
         Assert.Equal(ForwarderError.None, await _forwarder.SendAsync(Context(), endpoint, Settings, RouteTransformer.None));
@@ -364,6 +397,20 @@ public sealed class Http1ForwarderTests : IDisposable
         Assert.Equal(0, endpoint.Http1Pool.IdleCount);
         Assert.Equal(0, pools.SweptPools);
         await upstream.NextClosedAsync();
+    }
+
+    [Fact]
+    public async Task SweepTimer_IdleConnections_AreClosedWithoutAnyCall()
+    {
+        using var pools = new Http1PoolSet(idleTimeoutMs: 0, sweepPeriod: TimeSpan.FromMilliseconds(20));
+        await using var upstream = new ScriptedUpstream(_ => new ScriptedReply("HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"));
+        var endpoint = new EndpointState(new ServiceEndpoint("127.0.0.1", upstream.Port), "http", pools);
+
+        Assert.Equal(ForwarderError.None, await _forwarder.SendAsync(Context(), endpoint, Settings, RouteTransformer.None));
+
+        // The upstream sees its connection end once the timer has swept it.
+        await upstream.NextClosedAsync();
+        Assert.Equal(0, endpoint.Http1Pool.IdleCount);
     }
 
     [Fact]
@@ -425,10 +472,13 @@ public sealed class Http1ForwarderTests : IDisposable
         return Encoding.UTF8.GetString(((MemoryStream)context.Response.Body).ToArray());
     }
 
-    /// <summary>A request body that arrives in pieces, <c>gap</c> apart, as from a slow client.</summary>
-    private sealed class TrickleStream(int pieces, int size, TimeSpan gap) : Stream
+    /// <summary>A request body that hands out each piece only when the test releases it, as from a slow client.</summary>
+    private sealed class GatedStream(int pieces, int size) : Stream
     {
+        private readonly SemaphoreSlim _gate = new(0);
+        private readonly Channel<int> _waiting = Channel.CreateUnbounded<int>();
         private int _left = pieces * size;
+        private int _pieceLeft;
 
         public override bool CanRead => true;
 
@@ -440,6 +490,11 @@ public sealed class Http1ForwarderTests : IDisposable
 
         public override long Position { get => throw new NotSupportedException(); set => throw new NotSupportedException(); }
 
+        /// <summary>Completes when the reader is waiting for the next piece.</summary>
+        public async Task WaitingAsync() => await _waiting.Reader.ReadAsync().AsTask().WaitAsync(TimeSpan.FromSeconds(20));
+
+        public void Release() => _gate.Release();
+
         public override async ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken = default)
         {
             if (_left == 0)
@@ -447,8 +502,15 @@ public sealed class Http1ForwarderTests : IDisposable
                 return 0;
             }
 
-            await Task.Delay(gap, cancellationToken);
-            var count = Math.Min(Math.Min(size, _left), buffer.Length);
+            if (_pieceLeft == 0)
+            {
+                _waiting.Writer.TryWrite(0);
+                await _gate.WaitAsync(cancellationToken);
+                _pieceLeft = size;
+            }
+
+            var count = Math.Min(_pieceLeft, buffer.Length);
+            _pieceLeft -= count;
             _left -= count;
             buffer.Span[..count].Fill((byte)'t');
             return count;
@@ -465,6 +527,16 @@ public sealed class Http1ForwarderTests : IDisposable
         public override void SetLength(long value) => throw new NotSupportedException();
 
         public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
+
+        protected override void Dispose(bool disposing)
+        {
+            if (disposing)
+            {
+                _gate.Dispose();
+            }
+
+            base.Dispose(disposing);
+        }
     }
 
     private sealed class LifetimeFeature : IHttpRequestLifetimeFeature
