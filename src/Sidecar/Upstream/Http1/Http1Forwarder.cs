@@ -367,57 +367,29 @@ internal sealed partial class Http1Forwarder(ILogger<Http1Forwarder> logger)
     [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
     private static async ValueTask<bool> CopyChunkedAsync(Http1Connection connection, PipeWriter writer, int timeoutMs)
     {
-        var unflushed = false;
         while (true)
         {
             // chunk-size [; extensions] CRLF
-            var lineLength = await ReadLineAsync(connection, writer, unflushed, timeoutMs).ConfigureAwait(false);
+            var lineLength = await ReadLineAsync(connection, writer, timeoutMs).ConfigureAwait(false);
             var size = ParseChunkSize(connection.Read.AsSpan(connection.ReadStart - lineLength - 2, lineLength));
-            unflushed = false;
             if (size == 0)
             {
                 // Trailer fields up to the empty line.
-                while (await ReadLineAsync(connection, writer, false, timeoutMs).ConfigureAwait(false) > 0)
+                while (await ReadLineAsync(connection, writer, timeoutMs).ConfigureAwait(false) > 0)
                 {
                 }
 
                 return true;
             }
 
-            var buffered = (int)Math.Min(connection.ReadEnd - connection.ReadStart, size);
-            if (buffered > 0)
+            // The chunk's data: what is buffered, then straight from the socket into Kestrel's pipe.
+            if (!await CopyLengthAsync(connection, writer, size, timeoutMs).ConfigureAwait(false))
             {
-                writer.Write(connection.Read.AsSpan(connection.ReadStart, buffered));
-                connection.ReadStart += buffered;
-                size -= buffered;
-                unflushed = true;
-            }
-
-            while (size > 0)
-            {
-                var flushed = await writer.FlushAsync().ConfigureAwait(false);
-                if (flushed.IsCompleted || flushed.IsCanceled)
-                {
-                    return false;
-                }
-
-                connection.Touch(timeoutMs);
-
-                var memory = writer.GetMemory();
-                var received = await connection.Socket.ReceiveAsync(memory[..(int)Math.Min(memory.Length, size)], SocketFlags.None).ConfigureAwait(false);
-                if (received == 0)
-                {
-                    throw new Http1UpstreamException("the connection closed inside a chunk");
-                }
-
-                connection.Touch(timeoutMs);
-                writer.Advance(received);
-                size -= received;
-                unflushed = false;
+                return false;
             }
 
             // The CRLF that ends the chunk's data.
-            if (await ReadLineAsync(connection, writer, unflushed, timeoutMs).ConfigureAwait(false) != 0)
+            if (await ReadLineAsync(connection, writer, timeoutMs).ConfigureAwait(false) != 0)
             {
                 throw new Http1UpstreamException("chunk data longer than its size");
             }
@@ -426,10 +398,10 @@ internal sealed partial class Http1Forwarder(ILogger<Http1Forwarder> logger)
 
     /// <summary>
     /// Waits for a whole line in the buffer and consumes it; returns its length without the CRLF
-    /// and leaves it at <c>Read[ReadStart - length - 2]</c>. Flushes first if it has to wait.
+    /// and leaves it at <c>Read[ReadStart - length - 2]</c>. Flushes what is written first if it has to wait.
     /// </summary>
     [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
-    private static async ValueTask<int> ReadLineAsync(Http1Connection connection, PipeWriter writer, bool unflushed, int timeoutMs)
+    private static async ValueTask<int> ReadLineAsync(Http1Connection connection, PipeWriter writer, int timeoutMs)
     {
         int end;
         while ((end = connection.Read.AsSpan(connection.ReadStart, connection.ReadEnd - connection.ReadStart).IndexOf("\r\n"u8)) < 0)
@@ -439,12 +411,9 @@ internal sealed partial class Http1Forwarder(ILogger<Http1Forwarder> logger)
                 throw new Http1UpstreamException($"a chunk line over {MaxChunkLineBytes} bytes");
             }
 
-            if (unflushed)
-            {
-                await writer.FlushAsync().ConfigureAwait(false);
-                connection.Touch(timeoutMs);
-                unflushed = false;
-            }
+            // Hand the chunks so far to the client before waiting (server-sent events and other streams).
+            await writer.FlushAsync().ConfigureAwait(false);
+            connection.Touch(timeoutMs);
 
             if (await FillAsync(connection, MaxResponseHeadBytes).ConfigureAwait(false) == 0)
             {

@@ -69,6 +69,26 @@ public sealed class Http1ForwarderTests : IDisposable
     }
 
     [Fact]
+    public async Task SendAsync_ChunkedStream_ReachesTheClientBeforeTheNextChunk()
+    {
+        var rest = new TaskCompletionSource<string>(TaskCreationOptions.RunContinuationsAsynchronously);
+        await using var upstream = new ScriptedUpstream(_ => new ScriptedReply("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n6\r\nevent1\r\n", Later: rest.Task));
+        var context = Context();
+        var client = new SignallingStream("event1");
+        context.Response.Body = client;
+
+        var sending = _forwarder.SendAsync(context, Endpoint(upstream), Settings, RouteTransformer.None).AsTask();
+
+        // The first event reaches the client while upstream still holds the rest back.
+        await client.Seen.WaitAsync(TimeSpan.FromSeconds(20));
+        Assert.False(sending.IsCompleted);
+        rest.SetResult("6\r\nevent2\r\n0\r\n\r\n");
+        Assert.Equal(ForwarderError.None, await sending.WaitAsync(TimeSpan.FromSeconds(20)));
+        await context.Response.BodyWriter.FlushAsync();
+        Assert.Equal("event1event2", Encoding.ASCII.GetString(client.ToArray()));
+    }
+
+    [Fact]
     public async Task SendAsync_SequentialRequests_ReuseOneConnection()
     {
         await using var upstream = new ScriptedUpstream(_ => new ScriptedReply("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"));
@@ -536,6 +556,41 @@ public sealed class Http1ForwarderTests : IDisposable
             }
 
             base.Dispose(disposing);
+        }
+    }
+
+    /// <summary>A response body that signals once the bytes written so far contain <c>expected</c>.</summary>
+    private sealed class SignallingStream(string expected) : MemoryStream
+    {
+        private readonly TaskCompletionSource _seen = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+        public Task Seen => _seen.Task;
+
+        public override void Write(ReadOnlySpan<byte> buffer)
+        {
+            base.Write(buffer);
+            Check();
+        }
+
+        public override void Write(byte[] buffer, int offset, int count)
+        {
+            base.Write(buffer, offset, count);
+            Check();
+        }
+
+        public override ValueTask WriteAsync(ReadOnlyMemory<byte> buffer, CancellationToken cancellationToken = default)
+        {
+            base.Write(buffer.Span);
+            Check();
+            return ValueTask.CompletedTask;
+        }
+
+        private void Check()
+        {
+            if (Encoding.ASCII.GetString(ToArray()).Contains(expected, StringComparison.Ordinal))
+            {
+                _seen.TrySetResult();
+            }
         }
     }
 

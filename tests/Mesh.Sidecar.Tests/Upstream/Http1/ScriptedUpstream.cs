@@ -34,7 +34,8 @@ internal sealed record ScriptedRequest(int Connection, string Head, string Body)
 /// <summary>What the upstream does with one request.</summary>
 /// <param name="Bytes">Sent back as they are; null sends nothing and keeps the connection open.</param>
 /// <param name="Close">Close the connection after sending.</param>
-internal sealed record ScriptedReply(string? Bytes, bool Close = false);
+/// <param name="Later">More bytes, sent when this task completes (a response that streams).</param>
+internal sealed record ScriptedReply(string? Bytes, bool Close = false, Task<string>? Later = null);
 
 /// <summary>A loopback upstream whose replies are scripted per request.</summary>
 internal sealed class ScriptedUpstream : IAsyncDisposable
@@ -162,6 +163,10 @@ internal sealed class ScriptedUpstream : IAsyncDisposable
                 }
 
                 await socket.SendAsync(Encoding.Latin1.GetBytes(reply.Bytes), SocketFlags.None, _stop.Token);
+                if (reply.Later is not null)
+                {
+                    await socket.SendAsync(Encoding.Latin1.GetBytes(await reply.Later.WaitAsync(_stop.Token)), SocketFlags.None, _stop.Token);
+                }
                 if (reply.Close)
                 {
                     socket.Shutdown(SocketShutdown.Both);
