@@ -179,8 +179,7 @@ internal sealed partial class Http1Forwarder(ILogger<Http1Forwarder> logger)
                 };
                 if (!complete)
                 {
-                    // Kestrel's pipe refused more: the client is gone.
-                    keepAlive = false;
+                    // Kestrel's pipe refused more: the client is gone, and the rest of the body with it.
                     registration.Dispose();
                     connection.Dispose();
                     return ForwarderError.ResponseBodyClient;
