@@ -16,6 +16,7 @@ internal sealed class Http1ConnectionPool : IDisposable
     private readonly EndPoint _endPoint;
     private readonly Http1PoolSet? _owner;
     private readonly TimeProvider _time;
+    private readonly long _idleTimeoutMs;
     private readonly Lock _lock = new();
     private Http1Connection?[] _idle = new Http1Connection?[16];
     private int _count;
@@ -29,11 +30,8 @@ internal sealed class Http1ConnectionPool : IDisposable
         _endPoint = IPAddress.TryParse(address.Trim('[', ']'), out var ip) ? new IPEndPoint(ip, port) : new DnsEndPoint(address, port);
         _owner = owner;
         _time = time ?? TimeProvider.System;
-        LastUsed = NowMs;
+        _idleTimeoutMs = owner?.IdleTimeout ?? Http1PoolSet.IdleTimeoutMs;
     }
-
-    /// <summary>When a request last took or returned a connection (<see cref="NowMs"/>).</summary>
-    public long LastUsed { get; private set; }
 
     /// <summary>Milliseconds on this pool's clock.</summary>
     public long NowMs => (long)_time.GetElapsedTime(0).TotalMilliseconds;
@@ -49,8 +47,8 @@ internal sealed class Http1ConnectionPool : IDisposable
         }
     }
 
-    /// <summary>Takes an idle connection, or null when a new one must be opened.</summary>
-    public Http1Connection? TryRent(long idleTimeoutMs)
+    /// <summary>Takes an idle connection that has not outlived the idle timeout, or null when a new one must be opened.</summary>
+    public Http1Connection? TryRent()
     {
         var now = NowMs;
         while (true)
@@ -58,7 +56,6 @@ internal sealed class Http1ConnectionPool : IDisposable
             Http1Connection? connection;
             lock (_lock)
             {
-                LastUsed = now;
                 if (_count == 0)
                 {
                     return null;
@@ -68,7 +65,7 @@ internal sealed class Http1ConnectionPool : IDisposable
                 _idle[_count] = null;
             }
 
-            if (now - connection!.IdleSince < idleTimeoutMs)
+            if (now - connection!.IdleSince < _idleTimeoutMs)
             {
                 return connection;
             }
@@ -115,7 +112,6 @@ internal sealed class Http1ConnectionPool : IDisposable
         connection.Reused = true;
         lock (_lock)
         {
-            LastUsed = now;
             if (!_disposed && _count < MaxIdle)
             {
                 if (_count == _idle.Length)
@@ -139,10 +135,10 @@ internal sealed class Http1ConnectionPool : IDisposable
     }
 
     /// <summary>
-    /// Closes connections idle for <paramref name="idleTimeoutMs"/> or more (the oldest sit at the
+    /// Closes connections idle for the idle timeout or more (the oldest sit at the
     /// bottom). An emptied pool leaves its sweeper until a connection comes back.
     /// </summary>
-    public void Sweep(long idleTimeoutMs)
+    public void Sweep()
     {
         var now = NowMs;
         List<Http1Connection>? expired = null;
@@ -152,7 +148,7 @@ internal sealed class Http1ConnectionPool : IDisposable
             for (var i = 0; i < _count; i++)
             {
                 var connection = _idle[i]!;
-                if (now - connection.IdleSince >= idleTimeoutMs)
+                if (now - connection.IdleSince >= _idleTimeoutMs)
                 {
                     (expired ??= []).Add(connection);
                 }

@@ -83,7 +83,7 @@ internal sealed partial class Http1Forwarder(ILogger<Http1Forwarder> logger)
         for (var attempt = 0; ; attempt++)
         {
             // A pooled connection if one is idle, else a new one.
-            var connection = pool.TryRent(Http1PoolSet.IdleTimeoutMs);
+            var connection = pool.TryRent();
             if (connection is null)
             {
                 try

@@ -73,7 +73,7 @@ internal sealed class Http1PoolSet : IDisposable
 
         foreach (var pool in pools)
         {
-            pool.Sweep(_idleTimeoutMs);
+            pool.Sweep();
         }
     }
 
