@@ -181,12 +181,14 @@ public sealed class UdpProxyTests : IAsyncLifetime
     [Fact]
     public async Task Sweep_IdleFlow_ExpiresAndNextDatagramOpensNewFlow()
     {
-        var proxy = await StartProxyAsync(_backends, new UdpProxyOptions { FlowIdleTimeout = TimeSpan.FromMilliseconds(300) });
+        // 2 s, not less: on a loaded CI machine the first reply can take long enough that a shorter
+        // timeout expires the flow before the reply comes back through it.
+        var proxy = await StartProxyAsync(_backends, new UdpProxyOptions { FlowIdleTimeout = TimeSpan.FromSeconds(2) });
         var client = Client(2);
         var first = await client.SendAndReceiveAsync(proxy.LocalEndPoint, "one");
         var backend = _backends.Single(b => b.Name == first.Backend);
 
-        // No in-flight check before expiry: on a loaded machine 300 ms may pass before it runs.
+        // No in-flight check before expiry: on a loaded machine the timeout may pass before it runs.
         await WaitUntilAsync(() => proxy.ActiveFlows == 0, "the idle flow to expire");
 
         Assert.Equal(1, proxy.FlowsExpired);
