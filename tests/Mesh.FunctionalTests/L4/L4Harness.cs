@@ -31,20 +31,8 @@ internal static class L4Harness
     public static Dictionary<string, object> Services(params (string Name, object Service)[] services) =>
         services.ToDictionary(s => s.Name, s => s.Service, StringComparer.Ordinal);
 
-    /// <summary>The captured ClientHellos of /work/shared/tls-clienthellos (found next to the repository).</summary>
-    public static string ClientHello(string file)
-    {
-        var directory = new DirectoryInfo(AppContext.BaseDirectory);
-        while (directory is not null && !File.Exists(Path.Combine(directory.FullName, "Mesh.sln")))
-        {
-            directory = directory.Parent;
-        }
-
-        Assert.NotNull(directory);
-        var path = Path.Combine(directory.Parent!.FullName, "shared", "tls-clienthellos", file);
-        Assert.True(File.Exists(path), $"fixture {path} is missing");
-        return path;
-    }
+    /// <summary>A captured ClientHello from tests/fixtures/tls-clienthellos.</summary>
+    public static string ClientHello(string file) => Mesh.Tests.TestFixtures.Path("tls-clienthellos", file);
 
     /// <summary>The value of one series (exact name and labels as rendered) in /metrics, or null when absent.</summary>
     public static async Task<double?> MetricAsync(TestSidecar sidecar, string series, CancellationToken cancellationToken = default)

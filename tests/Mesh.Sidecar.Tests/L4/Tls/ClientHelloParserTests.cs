@@ -10,7 +10,7 @@ public sealed class ClientHelloParserTests
     public static TheoryData<string> FixtureNames => ClientHelloFixtures.Names;
 
     [Fact]
-    public void Fixtures_SharedDirectory_AreAllPresent()
+    public void Fixtures_RepositoryFolder_AreAllPresent()
     {
         Assert.True(System.IO.Directory.Exists(ClientHelloFixtures.Directory), ClientHelloFixtures.Directory);
         Assert.Equal(8, ClientHelloFixtures.All.Count);

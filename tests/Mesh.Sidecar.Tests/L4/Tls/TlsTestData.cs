@@ -6,10 +6,10 @@ using System.Text.Json;
 
 namespace Mesh.Sidecar.Tests.L4.Tls;
 
-/// <summary>One capture from shared/tls-clienthellos and the values its index says it must yield.</summary>
+/// <summary>One capture from tests/fixtures/tls-clienthellos and the values its index says it must yield.</summary>
 public sealed record ClientHelloFixture(string Name, byte[] Bytes, string? ServerName, IReadOnlyList<string> Alpn, int TlsRecords);
 
-/// <summary>The real ClientHellos in ../shared/tls-clienthellos (beside the repository), read in place.</summary>
+/// <summary>The real ClientHellos in tests/fixtures/tls-clienthellos, read in place.</summary>
 public static class ClientHelloFixtures
 {
     private static readonly Lazy<IReadOnlyList<ClientHelloFixture>> Loaded = new(Load);
@@ -32,24 +32,7 @@ public static class ClientHelloFixtures
 
     public static ClientHelloFixture Get(string name) => All.Single(f => f.Name == name);
 
-    public static string Directory
-    {
-        get
-        {
-            var dir = new DirectoryInfo(AppContext.BaseDirectory);
-            while (dir is not null && !File.Exists(Path.Combine(dir.FullName, "Mesh.sln")))
-            {
-                dir = dir.Parent;
-            }
-
-            if (dir is null)
-            {
-                throw new InvalidOperationException($"No Mesh.sln above {AppContext.BaseDirectory}.");
-            }
-
-            return Path.GetFullPath(Path.Combine(dir.FullName, "..", "shared", "tls-clienthellos"));
-        }
-    }
+    public static string Directory => Mesh.Tests.TestFixtures.Path("tls-clienthellos");
 
     private static IReadOnlyList<ClientHelloFixture> Load()
     {
