@@ -163,7 +163,9 @@ internal static class SidecarHost
         var framework = level == LogLevel.Trace ? LogLevel.Trace : LogLevel.Warning;
         logging.AddFilter("Microsoft", framework);
         logging.AddFilter("Yarp", framework);
-        logging.AddFilter("Microsoft.Hosting.Lifetime", LogLevel.Information);
+        // Kestrel's lifetime lines name its virtual endpoints (http://mesh-http1), not addresses anyone
+        // can use, and come before Mesh binds its sockets; `run` prints the real addresses instead.
+        logging.AddFilter("Microsoft.Hosting.Lifetime", LogLevel.Warning);
         // With this category enabled at any level, ASP.NET Core starts an Activity and a log scope
         // for every request; Mesh has its own access log, so only tracing turns it on.
         logging.AddFilter("Microsoft.AspNetCore.Hosting.Diagnostics", level == LogLevel.Trace ? LogLevel.Trace : LogLevel.None);
@@ -207,6 +209,22 @@ internal sealed class RunningSidecar(WebApplication app) : IAsyncDisposable
     public Uri UriOf(string listener) => new($"http://{EndpointOf(listener)}");
 
     public Uri AdminUri => new($"http://{EndpointOf(ListenerManager.AdminKey)}");
+
+    /// <summary>Each listener's real address and protocol, for the line that says Mesh is running: <c>| out: http on 127.0.0.1:15001</c>.</summary>
+    public string DescribeListeners()
+    {
+        var bound = Listeners.BoundEndpoints;
+        var text = new System.Text.StringBuilder();
+        foreach (var listener in State.Current.Options.Listeners)
+        {
+            if (bound.TryGetValue(listener.Name, out var endpoint))
+            {
+                text.Append(text.Length == 0 ? "| " : " | ").Append(listener.Name).Append(": ").Append(listener.Protocol).Append(" on ").Append(endpoint);
+            }
+        }
+
+        return text.ToString();
+    }
 
     public Task WaitForShutdownAsync(CancellationToken cancellationToken = default) => App.WaitForShutdownAsync(cancellationToken);
 
