@@ -122,6 +122,7 @@ internal static class SidecarHost
             sp.GetRequiredService<ILogger<MeshRuntime>>()));
         services.AddSingleton<AdminEndpoints>();
         services.AddSingleton<HttpDataPath>();
+        services.AddSingleton<UpstreamErrors>();
 
         launch.ConfigureServices?.Invoke(services);
 

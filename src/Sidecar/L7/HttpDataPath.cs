@@ -24,6 +24,7 @@ internal sealed partial class HttpDataPath(
     Http1Forwarder http1Forwarder,
     MeshMetrics metrics,
     AdminEndpoints admin,
+    UpstreamErrors upstreamErrors,
     ILoggerFactory loggerFactory)
 {
     private readonly ILogger _accessLog = loggerFactory.CreateLogger("Mesh.AccessLog");
@@ -108,6 +109,9 @@ internal sealed partial class HttpDataPath(
         if (error != ForwarderError.None)
         {
             Log.ForwardFailed(_accessLog, route.Name, endpoint.Authority, error.ToString());
+
+            // 7. Upstream errors: a 502 or 504 not yet sent gets a body naming the service and the reason.
+            await upstreamErrors.RespondAsync(context, route.ServiceName, cluster, endpoint, error).ConfigureAwait(false);
         }
 
         Completed(context, route, started);
