@@ -2,6 +2,7 @@
 using System.Text.Encodings.Web;
 using System.Text.Json;
 using System.Text.Json.Nodes;
+using Mesh.Sidecar.Hosting;
 using Mesh.Sidecar.Listeners;
 using Mesh.Sidecar.Metrics;
 using Mesh.Sidecar.Translation;
@@ -9,7 +10,7 @@ using Mesh.Sidecar.Translation;
 namespace Mesh.Sidecar.Admin;
 
 /// <summary>Serves the admin listener. Paths are few and fixed, so a switch beats a router here.</summary>
-internal sealed class AdminEndpoints(MeshStateStore store, ListenerManager listeners, PrometheusExporter exporter, IHostApplicationLifetime lifetime)
+internal sealed class AdminEndpoints(MeshStateStore store, ListenerManager listeners, PrometheusExporter exporter, IHostApplicationLifetime lifetime, ShutdownDrain drain)
 {
     private static readonly JsonSerializerOptions Json = new(JsonSerializerDefaults.Web) { WriteIndented = true, Encoder = JavaScriptEncoder.UnsafeRelaxedJsonEscaping };
     private static readonly string[] SecretWords = ["token", "password", "secret", "privatekey", "key"];
@@ -27,6 +28,12 @@ internal sealed class AdminEndpoints(MeshStateStore store, ListenerManager liste
 
     private Task Ready(HttpContext context)
     {
+        if (drain.IsDraining)
+        {
+            // Load balancers and health checks see the sidecar leave while its sockets still drain.
+            return Text(context, 503, "not ready: draining\n");
+        }
+
         var started = lifetime.ApplicationStarted.IsCancellationRequested && !lifetime.ApplicationStopping.IsCancellationRequested;
         return store.HasState && listeners.AllBound && started
             ? Text(context, 200, "ready\n")

@@ -46,6 +46,8 @@ internal static partial class ConfigValidator
             errors.Add(new ConfigError("performance.gcGen0SizeMb", $"{options.Performance.GcGen0SizeMb} is out of range; use 0 (the runtime's choice) to 256"));
         }
 
+        CheckNotNegative(options.Shutdown.DrainTimeoutMs, "shutdown.drainTimeoutMs", errors);
+
         if (!KnownLevels.Contains(options.Logging.Level, StringComparer.OrdinalIgnoreCase))
         {
             errors.Add(new ConfigError("logging.level", $"'{options.Logging.Level}' is not a log level; use one of {string.Join(", ", KnownLevels)}"));

@@ -92,7 +92,7 @@ internal static class SidecarHost
             kestrel.Listen(new VirtualEndPoint(HttpPipeline.Http2), listen => ConfigurePipeline(listen, HttpProtocols.Http2));
         });
         builder.Services.Configure<SocketTransportOptions>(sockets => sockets.UnsafePreferInlineScheduling = inline);
-        builder.Services.Configure<HostOptions>(host => host.ShutdownTimeout = TimeSpan.FromSeconds(15));
+        builder.Services.Configure<HostOptions>(host => host.ShutdownTimeout = TimeSpan.FromMilliseconds(options.Shutdown.DrainTimeoutMs));
         // Signals belong to the command line, which cancels and disposes the sidecar; the console
         // lifetime would block SIGTERM until the host is disposed, which never happens then.
         builder.Services.AddSingleton<IHostLifetime, CommandLineLifetime>();
@@ -122,6 +122,7 @@ internal static class SidecarHost
             sp.GetRequiredService<ILogger<MeshRuntime>>()));
         services.AddSingleton<AdminEndpoints>();
         services.AddSingleton<HttpDataPath>();
+        services.AddSingleton<ShutdownDrain>();
         services.AddSingleton<UpstreamErrors>();
 
         launch.ConfigureServices?.Invoke(services);
@@ -136,16 +137,20 @@ internal static class SidecarHost
     {
         listen.Protocols = protocols;
         var metrics = listen.ApplicationServices.GetRequiredService<MeshMetrics>();
+        var drain = listen.ApplicationServices.GetRequiredService<ShutdownDrain>();
         listen.Use(next => async connection =>
         {
-            var name = connection.Features.Get<MeshListenerFeature>()?.Name ?? "";
+            var feature = connection.Features.Get<MeshListenerFeature>();
+            var name = feature?.Name ?? "";
             metrics.ConnectionOpened(name);
+            drain.ConnectionOpened(connection, admin: feature is null || feature.Kind == ListenerKind.Admin);
             try
             {
                 await next(connection).ConfigureAwait(false);
             }
             finally
             {
+                drain.ConnectionClosed(connection);
                 metrics.ConnectionClosed(name);
             }
         });
@@ -229,16 +234,35 @@ internal sealed class RunningSidecar(WebApplication app) : IAsyncDisposable
 
     public Task WaitForShutdownAsync(CancellationToken cancellationToken = default) => App.WaitForShutdownAsync(cancellationToken);
 
-    /// <summary>How long shutdown waits for open connections (Kestrel uses the same, via HostOptions).</summary>
-    public static TimeSpan DrainDeadline { get; } = TimeSpan.FromSeconds(15);
+    /// <summary>The drain deadline in force: <c>shutdown.drainTimeoutMs</c> of the config serving now (it follows reloads).</summary>
+    public TimeSpan DrainDeadline => TimeSpan.FromMilliseconds(State.HasState ? State.Current.Options.Shutdown.DrainTimeoutMs : 0);
+
+    // After a complete drain, the admin connections (a scrape in flight) get this long to finish.
+    private static readonly TimeSpan AdminGrace = TimeSpan.FromSeconds(2);
+
+    private int _disposed;
 
     public async ValueTask DisposeAsync()
     {
-        // Stop reloading and accepting; let Kestrel drain in-flight requests and L4 connections
-        // close by themselves, both up to the drain deadline; then cut what is left and free the sockets.
+        if (Interlocked.Exchange(ref _disposed, 1) != 0)
+        {
+            return;
+        }
+
+        // Stop reloading first: a reload must not bind sockets while the drain closes them.
         await App.Services.GetRequiredService<MeshRuntime>().DisposeAsync().ConfigureAwait(false);
-        await Listeners.StopAcceptingAsync().ConfigureAwait(false);
-        await Task.WhenAll(App.StopAsync(CancellationToken.None), Listeners.DrainAsync(DrainDeadline)).ConfigureAwait(false);
+
+        // /ready turns 503 and proxy sockets stop accepting while admin still answers; open requests
+        // and connections get up to the deadline to finish.
+        var drained = await App.Services.GetRequiredService<ShutdownDrain>().DrainAsync(Listeners, DrainDeadline).ConfigureAwait(false);
+
+        // Kestrel closes the admin connections, and past the deadline aborts whatever HTTP is left at once;
+        // disposing the listeners then cuts the remaining L4 connections and frees the sockets.
+        using (var stop = new CancellationTokenSource(drained ? AdminGrace : TimeSpan.Zero))
+        {
+            await App.StopAsync(stop.Token).ConfigureAwait(false);
+        }
+
         await Listeners.DisposeAsync().ConfigureAwait(false);
         await App.DisposeAsync().ConfigureAwait(false);
     }

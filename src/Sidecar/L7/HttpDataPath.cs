@@ -4,6 +4,7 @@ using Mesh.Plugins;
 using Mesh.Sidecar.Admin;
 using Mesh.Sidecar.Endpoints;
 using Mesh.Sidecar.Filters;
+using Mesh.Sidecar.Hosting;
 using Mesh.Sidecar.Listeners;
 using Mesh.Sidecar.Metrics;
 using Mesh.Sidecar.Routing;
@@ -24,6 +25,7 @@ internal sealed partial class HttpDataPath(
     Http1Forwarder http1Forwarder,
     MeshMetrics metrics,
     AdminEndpoints admin,
+    ShutdownDrain drain,
     UpstreamErrors upstreamErrors,
     ILoggerFactory loggerFactory)
 {
@@ -45,6 +47,7 @@ internal sealed partial class HttpDataPath(
     {
         var started = Stopwatch.GetTimestamp();
         var state = store.Current;
+        using var inFlight = drain.TrackRequest();
 
         // 2. Route: first match in this listener's table (host, path, method, headers, query, cookies).
         var route = state.RoutesFor(listener.Name).Match(context.Request);

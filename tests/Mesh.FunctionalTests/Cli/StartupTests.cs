@@ -36,6 +36,7 @@ public sealed partial class StartupTests
         // Kestrel's lifetime lines name its virtual pipelines, which no one can connect to; never printed, at any level.
         Assert.DoesNotContain("mesh-http", process.Output, StringComparison.Ordinal);
         Assert.DoesNotContain("Now listening on", process.Output, StringComparison.Ordinal);
+        Assert.Contains("Draining: /ready answers 503", process.Output, StringComparison.Ordinal);
     }
 
     [Fact]

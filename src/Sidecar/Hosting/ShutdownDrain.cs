@@ -1,0 +1,120 @@
+// Graceful shutdown: /ready fails at once, proxy sockets stop accepting, open work finishes up to shutdown.drainTimeoutMs, then the rest is cut and counted.
+using System.Collections.Concurrent;
+using System.Diagnostics;
+using Mesh.Sidecar.Listeners;
+using Microsoft.AspNetCore.Connections;
+using Microsoft.AspNetCore.Connections.Features;
+
+namespace Mesh.Sidecar.Hosting;
+
+/// <summary>
+/// Runs the drain that SIGTERM, Ctrl-C or disposing a sidecar starts. The admin listener keeps
+/// answering throughout, so a load balancer or health check sees <c>/ready</c> turn 503 before
+/// the proxy's sockets go away. HTTP connections are asked to close after their current request
+/// (HTTP/1.1 <c>Connection: close</c>, HTTP/2 GOAWAY); L4 connections run until they close.
+/// What is still open at the deadline is cut, and the log says how much.
+/// </summary>
+internal sealed partial class ShutdownDrain(ILogger<ShutdownDrain> logger)
+{
+    // Proxy HTTP connections Kestrel is running (admin connections are not drained; they close last).
+    private readonly ConcurrentDictionary<ConnectionContext, byte> _connections = new();
+    private int _requests;
+    private int _draining;
+
+    /// <summary>True from the moment a drain starts: <c>/ready</c> answers 503.</summary>
+    public bool IsDraining => Volatile.Read(ref _draining) != 0;
+
+    /// <summary>Proxy requests being handled now.</summary>
+    public int RequestsInFlight => Volatile.Read(ref _requests);
+
+    /// <summary>Open proxy HTTP connections.</summary>
+    public int HttpConnections => _connections.Count;
+
+    /// <summary>Counts one proxy request until the returned scope is disposed.</summary>
+    public RequestScope TrackRequest()
+    {
+        Interlocked.Increment(ref _requests);
+        return new RequestScope(this);
+    }
+
+    /// <summary>A Kestrel connection started; proxy connections are drained, admin ones are not.</summary>
+    public void ConnectionOpened(ConnectionContext connection, bool admin)
+    {
+        ArgumentNullException.ThrowIfNull(connection);
+        if (admin)
+        {
+            return;
+        }
+
+        _connections.TryAdd(connection, 0);
+        if (IsDraining)
+        {
+            // Accepted just before the sockets closed: serve what it sends now, then close.
+            RequestClose(connection);
+        }
+    }
+
+    /// <summary>A Kestrel connection ended.</summary>
+    public void ConnectionClosed(ConnectionContext connection) => _connections.TryRemove(connection, out _);
+
+    /// <summary>
+    /// Drains: stops accepting on proxy sockets, asks HTTP connections to close after their
+    /// current request, and waits until nothing is open or <paramref name="deadline"/> passes.
+    /// Returns true when everything finished in time. The caller then stops the host (which closes
+    /// the admin listener and aborts what is left) and the listeners (which cut L4 connections).
+    /// </summary>
+    public async Task<bool> DrainAsync(ListenerManager listeners, TimeSpan deadline)
+    {
+        ArgumentNullException.ThrowIfNull(listeners);
+        if (Interlocked.Exchange(ref _draining, 1) != 0)
+        {
+            return true;
+        }
+
+        var started = Stopwatch.GetTimestamp();
+        Log.DrainStarted(logger, deadline.TotalMilliseconds, RequestsInFlight, HttpConnections, listeners.ActiveL4Connections);
+        await listeners.StopAcceptingProxiesAsync().ConfigureAwait(false);
+        foreach (var connection in _connections.Keys)
+        {
+            RequestClose(connection);
+        }
+
+        // Polled rather than signalled: it runs once per process, and connections end on many paths.
+        using var tick = new PeriodicTimer(TimeSpan.FromMilliseconds(20));
+        while (HttpConnections > 0 || listeners.ActiveL4Connections > 0)
+        {
+            var left = deadline - Stopwatch.GetElapsedTime(started);
+            if (left <= TimeSpan.Zero)
+            {
+                Log.DrainDeadline(logger, deadline.TotalMilliseconds, RequestsInFlight, HttpConnections, listeners.ActiveL4Connections);
+                return false;
+            }
+
+            await tick.WaitForNextTickAsync().ConfigureAwait(false);
+        }
+
+        Log.Drained(logger, Stopwatch.GetElapsedTime(started).TotalMilliseconds);
+        return true;
+    }
+
+    private static void RequestClose(ConnectionContext connection) =>
+        connection.Features.Get<IConnectionLifetimeNotificationFeature>()?.RequestClose();
+
+    /// <summary>Ends one tracked request when disposed; a struct, so tracking allocates nothing.</summary>
+    internal readonly struct RequestScope(ShutdownDrain owner) : IDisposable
+    {
+        public void Dispose() => Interlocked.Decrement(ref owner._requests);
+    }
+
+    private static partial class Log
+    {
+        [LoggerMessage(4101, LogLevel.Information, "Draining: /ready answers 503 and the proxy listeners stopped accepting; waiting up to {DeadlineMs} ms (shutdown.drainTimeoutMs) for {Requests} requests in flight, {HttpConnections} HTTP connections and {L4Connections} L4 connections")]
+        public static partial void DrainStarted(ILogger logger, double deadlineMs, int requests, int httpConnections, int l4Connections);
+
+        [LoggerMessage(4102, LogLevel.Information, "Drained in {ElapsedMs:0} ms: every request and connection finished")]
+        public static partial void Drained(ILogger logger, double elapsedMs);
+
+        [LoggerMessage(4103, LogLevel.Warning, "Drain deadline of {DeadlineMs} ms (shutdown.drainTimeoutMs) reached: cutting {Requests} requests in flight, {HttpConnections} HTTP connections and {L4Connections} L4 connections")]
+        public static partial void DrainDeadline(ILogger logger, double deadlineMs, int requests, int httpConnections, int l4Connections);
+    }
+}
