@@ -1,0 +1,473 @@
+// Every message docs/configuration.md quotes is produced here and compared with what the program prints, so the two cannot drift.
+using System.Net;
+using System.Net.Sockets;
+using System.Text;
+using System.Text.Json.Nodes;
+using System.Text.RegularExpressions;
+using Mesh.FunctionalTests.Infrastructure;
+using Mesh.Sidecar.Cli;
+
+namespace Mesh.FunctionalTests.Configuration;
+
+public sealed partial class DocumentedMessagesTests
+{
+    // Words that make a quoted span a message rather than a key, a value or a command.
+    private static readonly string[] MessageMarkers =
+    [
+        " is not ", " must ", "needs ", "is required", " already ", "cannot", "expected ", "unknown ", "give ", "no service",
+        "no listener", "no route", "has no", "invalid", "duplicate", "at least", "out of range", "did not answer", "failed",
+        "not ready", "problem", "is valid", "hashes on", "SNI routes need", "HTTP routes apply", "rejected", "Keeping", "Did you mean",
+    ];
+
+    private const string BaseConfig = """
+        {
+          "service": { "name": "web", "port": 8080 },
+          "admin": { "address": "127.0.0.1", "port": 0 },
+          "listeners": [ { "name": "out", "address": "127.0.0.1", "port": 0, "direction": "outbound", "protocol": "http" } ],
+          "routes": [ { "name": "r", "match": {}, "service": "api" } ],
+          "services": { "api": { "endpoints": [ { "address": "127.0.0.1", "port": 9001 } ] } },
+          "performance": { "inlineCompletions": false, "gcGen0SizeMb": 0 }
+        }
+        """;
+
+    [Fact]
+    public async Task ConfigurationDoc_EveryQuotedMessage_IsWhatTheProgramPrints()
+    {
+        var doc = await File.ReadAllTextAsync(Path.Combine(Mesh.Tests.TestFixtures.RepositoryRoot, "docs", "configuration.md"));
+        var quotes = Quotes(doc);
+        var cases = Cases();
+        var problems = new List<string>();
+        foreach (var quote in quotes)
+        {
+            if (!cases.TryGetValue(quote, out var produce))
+            {
+                problems.Add($"docs/configuration.md quotes `{quote}`, and no case here produces it: add one to {nameof(Cases)}.");
+                continue;
+            }
+
+            var output = await produce();
+            if (!Regex.IsMatch(output, Pattern(quote), RegexOptions.Multiline))
+            {
+                problems.Add($"docs/configuration.md quotes `{quote}`, but the program printed:\n{output}");
+            }
+        }
+
+        foreach (var quote in cases.Keys)
+        {
+            if (!quotes.Contains(quote))
+            {
+                problems.Add($"The case for `{quote}` is no longer quoted in docs/configuration.md: remove it or fix the docs.");
+            }
+        }
+
+        Assert.True(problems.Count == 0, string.Join("\n\n", problems));
+        Assert.True(quotes.Count > 60, $"only {quotes.Count} messages found in the docs; did the quoting change?");
+    }
+
+    /// <summary>Inline spans that read like messages, and the lines of text blocks that show program output.</summary>
+    private static HashSet<string> Quotes(string doc)
+    {
+        var quotes = new HashSet<string>(StringComparer.Ordinal);
+        var inText = false;
+        foreach (var raw in doc.Split('\n'))
+        {
+            var line = raw.Trim();
+            if (line.StartsWith("```", StringComparison.Ordinal))
+            {
+                inText = !inText && line == "```text";
+                continue;
+            }
+
+            if (inText)
+            {
+                if (!line.StartsWith("$ ", StringComparison.Ordinal) && (LogPrefix().IsMatch(line) || IsMessage(line)))
+                {
+                    quotes.Add(line);
+                }
+
+                continue;
+            }
+
+            foreach (Match span in InlineCode().Matches(line))
+            {
+                if (IsMessage(span.Groups[1].Value))
+                {
+                    quotes.Add(span.Groups[1].Value);
+                }
+            }
+        }
+
+        return quotes;
+    }
+
+    private static bool IsMessage(string text) => text.Contains(' ', StringComparison.Ordinal) && MessageMarkers.Any(m => text.Contains(m, StringComparison.Ordinal));
+
+    /// <summary>
+    /// The quote as a pattern. Docs write placeholders where a value varies: PATH, FILE, NAME,
+    /// REASON, N (a number), L and C (line and column), "..." (the rest), "a, b, c" (a list),
+    /// host/path, a /tmp file, any loopback port, and the state version. A log line's timestamp,
+    /// level and category are left out, and its numbers vary.
+    /// </summary>
+    private static string Pattern(string quote)
+    {
+        var numbers = false;
+        if (LogPrefix().Match(quote) is { Success: true } prefix)
+        {
+            quote = quote[prefix.Length..];
+            numbers = true;
+        }
+
+        var pattern = new StringBuilder();
+        var at = 0;
+        foreach (Match placeholder in Placeholder().Matches(quote))
+        {
+            pattern.Append(Escape(quote[at..placeholder.Index], numbers));
+            pattern.Append(placeholder.Value switch
+            {
+                "PATH" or "FILE" or "host/path" => @"\S+",
+                "NAME" => @"[^' :]+",
+                "REASON" or "..." => ".+",
+                "a, b, c" => ".+",
+                "N" => @"-?\d+",
+                "L" or "C" => @"\d+",
+                var v when v.StartsWith("/tmp/", StringComparison.Ordinal) => @"\S+",
+                var v when char.IsAsciiDigit(v[0]) && !v.Contains(':', StringComparison.Ordinal) => @"\d+",
+                _ => @"127\.0\.0\.1:\d+",
+            });
+            at = placeholder.Index + placeholder.Length;
+        }
+
+        pattern.Append(Escape(quote[at..], numbers));
+        return pattern.ToString();
+
+        static string Escape(string literal, bool numbers) =>
+            numbers ? Digits().Replace(Regex.Escape(literal), @"\d+") : Regex.Escape(literal);
+    }
+
+    private static Dictionary<string, Func<Task<string>>> Cases() => new(StringComparer.Ordinal)
+    {
+        // ---- the command line ----
+        ["mesh-sidecar: unknown command 'valdiate'; the commands are: run, validate, demo, version, help. Did you mean 'validate'?"] = () => Cli("valdiate"),
+        ["mesh-sidecar: unknown option '--confg' for 'validate'; its options are: --config, --set, --help. Did you mean '--config'?"] = () => Cli("validate", "--confg", "x.json"),
+        ["--set 'admin:port': expected KEY=VALUE with ':' between levels, for example --set admin:port=19001"] = () => Cli("run", "--set", "admin:port"),
+
+        // ---- validation: file ----
+        ["FILE: configuration is valid"] = () => Validate(_ => { }),
+        ["FILE: cannot read the config file: ..."] = () => Cli("validate", "--config", "/nonexistent/sidecar.json"),
+        ["FILE: the config must be a JSON object"] = () => ValidateBytes("[]"u8.ToArray()),
+        ["FILE: invalid JSON at line L, column C: ..."] = () => ValidateBytes("{ not json"u8.ToArray()),
+        ["FILE: the file is not UTF-8 text: invalid byte 0xFF at line L, column C"] = () => ValidateBytes([.. "{ \"a"u8, 0xFF, .. "\": 1 }"u8]),
+        ["/tmp/bad.json: 4 problems in the configuration:"] = () => Validate(FourProblems),
+        ["listeners[0].port: 70000 is not a port"] = () => Validate(FourProblems),
+        ["listeners[0].direction: 'sideways' is not one of: inbound, outbound"] = () => Validate(FourProblems),
+        ["routes[0].match.path.prefix: 'api' must start with '/'"] = () => Validate(FourProblems),
+        ["services.api.loadBalancing.hash: consistent-hash needs a hash key (source header, cookie or client-address)"] = () => Validate(FourProblems),
+
+        // ---- validation: shape ----
+        ["PATH: unknown key; known keys here: a, b, c"] = () => Validate(c => c["bogus"] = 1),
+        ["PATH: 'abc' is not a whole number"] = () => Validate(c => c["admin"]!["port"] = "abc"),
+        ["PATH: 'yes' is not true or false"] = () => Validate(c => c["logging"] = new JsonObject { ["accessLog"] = "yes" }),
+        ["PATH: expected a string, found null"] = () => Validate(c => Route(c)["match"] = new JsonObject { ["hosts"] = new JsonArray((JsonNode?)null) }),
+        ["PATH: expected an object, found null"] = () => Validate(c => c["routes"] = new JsonArray((JsonNode?)null)),
+        ["PATH: expected a string, found an object"] = () => Validate(c => c["service"]!["name"] = new JsonObject { ["a"] = 1 }),
+        ["PATH: expected a string, found a list"] = () => Validate(c => c["service"]!["name"] = new JsonArray("a")),
+        ["PATH: expected a list, found 'x'"] = () => Validate(c => Route(c)["match"] = new JsonObject { ["methods"] = "x" }),
+        ["PATH: expected an object, found 'x'"] = () => Validate(c => c["admin"] = "x"),
+        ["PATH: expected a list, found an object"] = () => Validate(c => c["listeners"] = new JsonObject { ["a"] = 1 }),
+        ["PATH: expected an object, found a list"] = () => Validate(c => c["admin"] = new JsonArray(1)),
+        ["PATH: duplicate key (keys are case-insensitive)"] = () => ValidateBytes(Encoding.UTF8.GetBytes(BaseConfig.Replace("\"port\": 8080", "\"port\": 8080, \"Port\": 8081", StringComparison.Ordinal))),
+        ["PATH: ':' cannot be part of a key (it separates levels in overrides)"] = () => Validate(c => c["services"]!["a:b"] = new JsonObject { ["endpoints"] = new JsonArray(Endpoint()) }),
+        ["PATH: expected a whole number, found an object or list"] = () => Validate(_ => { }, "--set", "admin:port:x=1"),
+
+        // ---- validation: meaning ----
+        ["is required"] = () => Validate(c => Route(c)["name"] = ""),
+        ["'x y' is not a valid name (letters, digits, '.', '_' and '-')"] = () => Validate(c => c["service"]!["name"] = "x y"),
+        ["70000 is not a port"] = () => Validate(c => Listener(c)["port"] = 70000),
+        ["N is not a port"] = () => Validate(c => Listener(c)["port"] = 70000),
+        ["admin.port: N is not a port"] = () => Validate(c => c["admin"]!["port"] = 70000),
+        ["'a b' is not an IP address or host name"] = () => Validate(c => c["service"]!["address"] = "a b"),
+        ["an inbound listener needs the local app's port"] = () => Validate(c =>
+        {
+            c["service"]!["port"] = 0;
+            Listener(c)["direction"] = "inbound";
+        }),
+        ["'h2' is not one of: http1, http2"] = () => Validate(c => c["service"]!["protocol"] = "h2"),
+        ["admin.address: 'localhost' is not an IP address"] = () => Validate(c => c["admin"]!["address"] = "localhost"),
+        ["'localhost' is not an IP address"] = () => Validate(c => Listener(c)["address"] = "localhost"),
+        ["listeners[0].port: 127.0.0.1:19000 is already used by admin"] = () => Validate(c =>
+        {
+            c["admin"]!["port"] = 19000;
+            Listener(c)["port"] = 19000;
+        }),
+        ["listeners: at least one listener is required"] = () => Validate(c => c["listeners"] = new JsonArray()),
+        ["'out' is already the name of listeners[0]"] = () => Validate(c => c["listeners"]!.AsArray().Add(new JsonObject { ["name"] = "out" })),
+        ["127.0.0.1:15001 is already used by listeners[0]"] = () => Validate(c =>
+        {
+            Listener(c)["port"] = 15001;
+            c["listeners"]!.AsArray().Add(new JsonObject { ["name"] = "second", ["port"] = 15001 });
+        }),
+        ["'x' is not one of: inbound, outbound"] = () => Validate(c => Listener(c)["direction"] = "x"),
+        ["'quic' is not one of: http, tcp, tls-passthrough, udp, auto"] = () => Validate(c => Listener(c)["protocol"] = "quic"),
+        ["a tcp listener needs a service"] = () => Validate(c => Listener(c)["protocol"] = "tcp"),
+        ["no service named 'x' in services"] = () => Validate(c => Route(c)["service"] = "x"),
+        ["service 'x' hashes on a header, which an L4 listener cannot see; use client-address"] = () => Validate(c =>
+        {
+            c["services"]!["x"] = new JsonObject
+            {
+                ["endpoints"] = new JsonArray(Endpoint()),
+                ["loadBalancing"] = new JsonObject { ["policy"] = "consistent-hash", ["hash"] = new JsonObject { ["source"] = "header", ["name"] = "x-user" } },
+            };
+            c["listeners"]!.AsArray().Add(new JsonObject { ["name"] = "db", ["protocol"] = "tcp", ["service"] = "x" });
+        }),
+        ["give at least one server name ('*' matches any)"] = () => Validate(c => c["listeners"]!.AsArray().Add(TlsListener(new JsonArray()))),
+        ["SNI routes need protocol tls-passthrough or auto, not tcp"] = () => Validate(c =>
+        {
+            var tls = TlsListener(new JsonArray("*"));
+            tls["protocol"] = "tcp";
+            c["listeners"]!.AsArray().Add(tls);
+        }),
+        ["N must be above 0"] = () => Validate(c => Listener(c)["tcp"] = new JsonObject { ["connectTimeoutMs"] = 0 }),
+        ["listener 'x' is tcp; HTTP routes apply to http and auto listeners (use tls.routes or service for L4)"] = () => Validate(c =>
+        {
+            c["listeners"]!.AsArray().Add(new JsonObject { ["name"] = "x", ["protocol"] = "tcp", ["service"] = "api" });
+            Route(c)["listeners"] = new JsonArray("x");
+        }),
+        ["'api' is already the name of another route"] = () => Validate(c =>
+        {
+            Route(c)["name"] = "api";
+            c["routes"]!.AsArray().Add(new JsonObject { ["name"] = "api", ["service"] = "api" });
+        }),
+        ["no listener named 'x'"] = () => Validate(c => Route(c)["listeners"] = new JsonArray("x")),
+        ["is required (only routes on inbound listeners may leave it out to mean the local app)"] = () => Validate(c => Route(c).Remove("service")),
+        ["'a*b' is not a host name, '*.suffix' or '*'"] = () => Validate(c => Route(c)["match"] = new JsonObject { ["hosts"] = new JsonArray("a*b") }),
+        ["give exactly one of prefix, exact or pattern"] = () => Validate(c => Route(c)["match"] = new JsonObject { ["path"] = new JsonObject { ["prefix"] = "/", ["exact"] = "/" } }),
+        ["'api' must start with '/'"] = () => Validate(c => Route(c)["match"] = new JsonObject { ["path"] = new JsonObject { ["exact"] = "api" } }),
+        ["'/a/x{id}' segment 'x{id}' must be a literal, '{name}' or '{**name}'"] = () => Validate(c => Route(c)["match"] = new JsonObject { ["path"] = new JsonObject { ["pattern"] = "/a/x{id}" } }),
+        ["'/a/{**rest}/b' catch-all '{**rest}' must be the last segment"] = () => Validate(c => Route(c)["match"] = new JsonObject { ["path"] = new JsonObject { ["pattern"] = "/a/{**rest}/b" } }),
+        ["'GE T' is not an HTTP method"] = () => Validate(c => Route(c)["match"] = new JsonObject { ["methods"] = new JsonArray("GE T") }),
+        ["name: is required"] = () => Validate(c => Route(c)["match"] = new JsonObject { ["headers"] = new JsonArray(new JsonObject { ["exact"] = "a" }) }),
+        ["give exactly one of exact, prefix, regex or present"] = () => Validate(c => Route(c)["match"] = new JsonObject { ["cookies"] = new JsonArray(new JsonObject { ["name"] = "a" }) }),
+        ["regex: invalid regular expression: ..."] = () => Validate(c => Route(c)["match"] = new JsonObject { ["query"] = new JsonArray(new JsonObject { ["name"] = "a", ["regex"] = "(" }) }),
+        ["transforms.stripPrefix: 'api' must start with '/'"] = () => Validate(c => Route(c)["transforms"] = new JsonObject { ["stripPrefix"] = "api" }),
+        ["transforms.requestHeaders.set.NAME: 'NAME' is not a valid header name"] = () => Validate(c => Route(c)["transforms"] = new JsonObject { ["requestHeaders"] = new JsonObject { ["set"] = new JsonObject { ["a@b"] = "v" } } }),
+        ["'a b' is not a valid service name (letters, digits, '.', '_' and '-')"] = () => Validate(c => c["services"]!["a b"] = new JsonObject { ["endpoints"] = new JsonArray(Endpoint()) }),
+        ["'consul' is not one of: static"] = () => Validate(c => Api(c)["discovery"] = "consul"),
+        ["static discovery needs at least one endpoint"] = () => Validate(c => Api(c)["endpoints"] = new JsonArray()),
+        ["0 is not a port"] = () => Validate(c => Api(c)["endpoints"]![0]!["port"] = 0),
+        ["0 is not a weight from 1 to 10000"] = () => Validate(c => Api(c)["endpoints"]![0]!["weight"] = 0),
+        ["'x' is not one of: round-robin, least-requests, least-connections, power-of-two-choices, random, consistent-hash"] = () => Validate(c => Api(c)["loadBalancing"] = new JsonObject { ["policy"] = "x" }),
+        ["consistent-hash needs a hash key (source header, cookie or client-address)"] = () => Validate(c => Api(c)["loadBalancing"] = new JsonObject { ["policy"] = "consistent-hash" }),
+        ["'x' is not one of: header, cookie, client-address"] = () => Validate(c => Api(c)["loadBalancing"] = Hash("x")),
+        ["a header hash needs the header name"] = () => Validate(c => Api(c)["loadBalancing"] = Hash("header")),
+        ["a cookie hash needs the cookie name"] = () => Validate(c => Api(c)["loadBalancing"] = Hash("cookie")),
+        ["'h2c' is not one of: http1, http2"] = () => Validate(c => Api(c)["protocol"] = "h2c"),
+        ["0 must be above 0"] = () => Validate(c => Api(c)["requestTimeoutMs"] = 0),
+        ["logging.level: 'Loud' is not a log level; use one of Trace, Debug, Information, Warning, Error, Critical, None"] = () => Validate(c => c["logging"] = new JsonObject { ["level"] = "Loud" }),
+        ["performance.gcGen0SizeMb: 300 is out of range; use 0 (the runtime's choice) to 256"] = () => Validate(c => c["performance"]!["gcGen0SizeMb"] = 300),
+        ["shutdown.drainTimeoutMs: -1 must be 0 or more"] = () => Validate(c => c["shutdown"] = new JsonObject { ["drainTimeoutMs"] = -1 }),
+
+        // ---- run: sockets ----
+        ["listeners[0]: cannot bind http 127.0.0.1:15001: Address already in use"] = () => RunWithPortTakenAsync(admin: false),
+        ["cannot bind ..."] = () => RunWithPortTakenAsync(admin: false),
+        ["admin: cannot bind admin 127.0.0.1:19000: Address already in use"] = () => RunWithPortTakenAsync(admin: true),
+
+        // ---- hot reload ----
+        ["Configuration rejected: listeners[0].port: 70000 is not a port"] = RejectedReloadAsync,
+        ["Keeping the last good configuration (state version 3)"] = RejectedReloadAsync,
+        ["Configuration rejected: ..."] = RejectedReloadAsync,
+
+        // ---- answers and logs while serving ----
+        ["no route matched GET host/path on listener 'NAME'"] = NoRouteAsync,
+        ["service 'NAME': endpoint 127.0.0.1:9001 failed: REASON"] = () => UpstreamFailureAsync(silent: false),
+        ["10:15:02.113 warn: Mesh.Sidecar.L7.UpstreamErrors[3050] Service api answered 502: endpoint 127.0.0.1:9001 failed: Connection refused (41 more failures of this endpoint since its last line; one line per endpoint every 10 s at most)"] = () => UpstreamFailureAsync(silent: false),
+        ["service 'NAME': endpoint 127.0.0.1:9001 did not answer within N ms (requestTimeoutMs)"] = () => UpstreamFailureAsync(silent: true),
+        ["10:15:02.113 info: Mesh.Sidecar.Hosting.ShutdownDrain[4101] Draining: /ready answers 503 and the proxy listeners stopped accepting; waiting up to 15000 ms (shutdown.drainTimeoutMs) for 2 requests in flight, 3 HTTP connections and 1 L4 connections"] = () => DrainAsync(stuck: false),
+        ["10:15:02.525 info: Mesh.Sidecar.Hosting.ShutdownDrain[4102] Drained in 412 ms: every request and connection finished"] = () => DrainAsync(stuck: false),
+        ["10:15:17.114 warn: Mesh.Sidecar.Hosting.ShutdownDrain[4103] Drain deadline of 15000 ms (shutdown.drainTimeoutMs) reached: cutting 1 requests in flight, 1 HTTP connections and 1 L4 connections"] = () => DrainAsync(stuck: true),
+        ["not ready: draining"] = () => DrainAsync(stuck: true),
+
+        // Not reachable from today's config (static services always have endpoints; /ready is polled
+        // only after start): compared with the program's own text.
+        ["service 'NAME' has no healthy endpoint"] = () => SourceAsync("L7/HttpDataPath.cs"),
+        ["not ready: config not applied or listeners not bound"] = () => SourceAsync("Admin/AdminEndpoints.cs"),
+    };
+
+    private static void FourProblems(JsonObject c)
+    {
+        Listener(c)["port"] = 70000;
+        Listener(c)["direction"] = "sideways";
+        Route(c)["match"] = new JsonObject { ["path"] = new JsonObject { ["prefix"] = "api" } };
+        Api(c)["loadBalancing"] = new JsonObject { ["policy"] = "consistent-hash" };
+    }
+
+    private static JsonObject Base() => JsonNode.Parse(BaseConfig)!.AsObject();
+
+    private static JsonObject Listener(JsonObject c) => c["listeners"]![0]!.AsObject();
+
+    private static JsonObject Route(JsonObject c) => c["routes"]![0]!.AsObject();
+
+    private static JsonObject Api(JsonObject c) => c["services"]!["api"]!.AsObject();
+
+    private static JsonObject Endpoint() => new() { ["address"] = "127.0.0.1", ["port"] = 9001 };
+
+    private static JsonObject Hash(string source) => new() { ["policy"] = "consistent-hash", ["hash"] = new JsonObject { ["source"] = source } };
+
+    private static JsonObject TlsListener(JsonArray serverNames) => new()
+    {
+        ["name"] = "tls",
+        ["protocol"] = "tls-passthrough",
+        ["service"] = "api",
+        ["tls"] = new JsonObject { ["routes"] = new JsonArray(new JsonObject { ["name"] = "t", ["serverNames"] = serverNames, ["service"] = "api" }) },
+    };
+
+    private static Task<string> Validate(Action<JsonObject> change, params string[] extra)
+    {
+        var config = Base();
+        change(config);
+        return ValidateBytes(Encoding.UTF8.GetBytes(config.ToJsonString()), extra);
+    }
+
+    private static async Task<string> ValidateBytes(byte[] bytes, params string[] extra)
+    {
+        var path = Path.Combine(Directory.CreateTempSubdirectory("mesh-doc-").FullName, "sidecar.json");
+        await File.WriteAllBytesAsync(path, bytes);
+        return await Cli(["validate", "--config", path, .. extra]);
+    }
+
+    private static async Task<string> Cli(params string[] args)
+    {
+        using var output = new StringWriter();
+        using var error = new StringWriter();
+        var exit = await Program.InvokeAsync(args, output, error);
+        return $"{output}{error}(exit {exit})";
+    }
+
+    private static async Task<string> RunWithPortTakenAsync(bool admin)
+    {
+        using var taken = new TcpListener(IPAddress.Loopback, 0);
+        taken.Start();
+        var config = Base();
+        if (admin)
+        {
+            config["admin"]!["port"] = ((IPEndPoint)taken.LocalEndpoint).Port;
+        }
+        else
+        {
+            Listener(config)["port"] = ((IPEndPoint)taken.LocalEndpoint).Port;
+        }
+
+        var path = Path.Combine(Directory.CreateTempSubdirectory("mesh-doc-").FullName, "sidecar.json");
+        await File.WriteAllTextAsync(path, config.ToJsonString());
+        return await Cli("run", "--config", path);
+    }
+
+    private static async Task<string> RejectedReloadAsync()
+    {
+        var logs = new LogCapture();
+        await using var sidecar = await TestSidecar.StartFromJsonAsync(BaseConfig, logs: logs);
+        var bad = Base();
+        Listener(bad)["port"] = 70000;
+        await sidecar.WriteConfigAsync(bad.ToJsonString());
+        await WaitForAsync(() => logs.WithEvent(2003).Count > 0);
+        return string.Join('\n', logs.Entries.Select(e => e.Message));
+    }
+
+    private static async Task<string> NoRouteAsync()
+    {
+        var config = Base();
+        Route(config)["match"] = new JsonObject { ["hosts"] = new JsonArray("api.example.com") };
+        await using var sidecar = await TestSidecar.StartFromJsonAsync(config.ToJsonString());
+        using var client = Clients.Http1();
+        using var response = await client.SendAsync(Clients.Get(sidecar.Listener("out"), "/users/42", host: "www.example.com"));
+        return $"{(int)response.StatusCode} {await response.Content.ReadAsStringAsync()}";
+    }
+
+    private static async Task<string> UpstreamFailureAsync(bool silent)
+    {
+        using var endpoint = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
+        endpoint.Bind(new IPEndPoint(IPAddress.Loopback, 0));
+        if (silent)
+        {
+            endpoint.Listen(8);
+        }
+
+        var config = Base();
+        Api(config)["endpoints"]![0]!["port"] = ((IPEndPoint)endpoint.LocalEndPoint!).Port;
+        Api(config)["requestTimeoutMs"] = 300;
+        // YARP's client, which reports the system's reason for the 502.
+        config["performance"]!["meshHttp1Client"] = false;
+        var logs = new LogCapture();
+        await using var sidecar = await TestSidecar.StartFromJsonAsync(config.ToJsonString(), logs: logs);
+        using var client = Clients.Http1();
+        using var response = await client.SendAsync(Clients.Get(sidecar.Listener("out"), "/"));
+        return $"{(int)response.StatusCode} {await response.Content.ReadAsStringAsync()}\n{string.Join('\n', logs.WithEvent(3050).Select(e => e.Message))}";
+    }
+
+    private static async Task<string> DrainAsync(bool stuck)
+    {
+        var started = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        await using var backend = await TestBackend.StartAsync("b", configure: app => app.Run(async context =>
+        {
+            started.TrySetResult();
+            await Task.Delay(Timeout.Infinite, context.RequestAborted);
+        }));
+        var config = Base();
+        Api(config)["endpoints"]![0]!["port"] = backend.Port;
+        config["shutdown"] = new JsonObject { ["drainTimeoutMs"] = stuck ? 300 : 60_000 };
+        var logs = new LogCapture();
+        var sidecar = await TestSidecar.StartFromJsonAsync(config.ToJsonString(), logs: logs);
+        using var client = Clients.Http1();
+        Task<HttpResponseMessage>? request = null;
+        if (stuck)
+        {
+            request = client.SendAsync(Clients.Get(sidecar.Listener("out"), "/"));
+            await started.Task.WaitAsync(TestSidecar.Deadline);
+        }
+
+        var disposing = sidecar.DisposeAsync().AsTask();
+        using var admin = Clients.Http1();
+        string ready;
+        try
+        {
+            // Asked while the drain runs (the stuck request holds it open); afterwards the admin socket is gone too.
+            using var response = stuck ? await admin.GetAsync(new Uri(sidecar.Admin, "/ready")) : null;
+            ready = response is null ? "" : $"{(int)response.StatusCode} {await response.Content.ReadAsStringAsync()}";
+        }
+        catch (HttpRequestException ex)
+        {
+            ready = ex.Message;
+        }
+
+        await disposing.WaitAsync(TestSidecar.Deadline);
+        if (request is not null)
+        {
+            await Assert.ThrowsAsync<HttpRequestException>(() => request.WaitAsync(TestSidecar.Deadline));
+        }
+
+        return $"{ready}\n{string.Join('\n', logs.Entries.Select(e => e.Message))}";
+    }
+
+    private static Task<string> SourceAsync(string file) =>
+        File.ReadAllTextAsync(Path.Combine(Mesh.Tests.TestFixtures.RepositoryRoot, "src", "Sidecar", file));
+
+    private static async Task WaitForAsync(Func<bool> condition)
+    {
+        using var deadline = new CancellationTokenSource(TestSidecar.Deadline);
+        while (!condition())
+        {
+            await Task.Delay(20, deadline.Token);
+        }
+    }
+
+    [GeneratedRegex(@"`([^`]+)`")]
+    private static partial Regex InlineCode();
+
+    [GeneratedRegex(@"^\d\d:\d\d:\d\d\.\d{3} \w+: [\w.]+\[\d+\] ")]
+    private static partial Regex LogPrefix();
+
+    [GeneratedRegex(@"PATH|FILE|NAME|REASON|\.\.\.|a, b, c|host/path|/tmp/\S+|\bN\b|\bL\b|\bC\b|127\.0\.0\.1:\d+|(?<=state version )\d+")]
+    private static partial Regex Placeholder();
+
+    [GeneratedRegex(@"\d+")]
+    private static partial Regex Digits();
+}
