@@ -23,8 +23,12 @@ internal sealed partial class L4DataPath
     {
         var options = routes.Listener;
 
-        // a. TLS or plaintext, by the first byte; plaintext only on permissive listeners.
-        var startsWithTls = await StartsWithTlsAsync(client, TimeSpan.FromMilliseconds(options.DetectTimeoutMs), stopping).ConfigureAwait(false);
+        // a. TLS or plaintext, by the first byte; plaintext only on permissive listeners. A strict
+        // listener waits as long as a handshake may take; a permissive one takes a client silent for
+        // detectTimeoutMs (at least a second, so a peer sidecar slow to send its ClientHello is not
+        // mistaken for plaintext) as a server-first plaintext protocol.
+        var wait = options.Mtls == MtlsModes.Strict ? InboundTls.HandshakeTimeout : TimeSpan.FromMilliseconds(Math.Max(options.DetectTimeoutMs, 1000));
+        var startsWithTls = await StartsWithTlsAsync(client, wait, stopping).ConfigureAwait(false);
         SslStream? downstream = null;
         PeerIdentityFeature? peer = null;
         if (startsWithTls != true)
