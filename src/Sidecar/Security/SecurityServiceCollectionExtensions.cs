@@ -11,11 +11,11 @@ internal static class SecurityServiceCollectionExtensions
     /// <summary>
     /// Adds the security services and the built-in certificate sources (<c>ca</c>, <c>files</c>). Other
     /// sources (Consul's) register an <see cref="ICertificateSourceFactory"/> of their own; a test may
-    /// register its own <see cref="TimeProvider"/> first to drive renewal.
+    /// register an <see cref="IdentityClock"/> with a fake clock to drive renewal.
     /// </summary>
     public static IServiceCollection AddMeshSecurity(this IServiceCollection services)
     {
-        services.TryAddSingleton(TimeProvider.System);
+        services.TryAddSingleton(new IdentityClock(TimeProvider.System));
         services.AddSingleton<ICertificateSourceFactory, CaCertificateSourceFactory>();
         services.AddSingleton<ICertificateSourceFactory, FileCertificateSourceFactory>();
         services.AddSingleton<SecurityMetrics>();

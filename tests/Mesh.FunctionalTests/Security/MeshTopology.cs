@@ -126,14 +126,14 @@ public static class MetricsReader
 public static class TlsClients
 {
     /// <summary>An HTTP client presenting <paramref name="certificate"/> (or none) that trusts servers chaining to <paramref name="trusted"/>.</summary>
-    public static HttpClient Presenting(X509Certificate2? certificate, X509Certificate2 trusted, bool http2 = false)
+    public static HttpClient Presenting(X509Certificate2? certificate, X509Certificate2 trusted, TimeProvider? clock = null, bool http2 = false)
     {
         var handler = new SocketsHttpHandler
         {
             UseProxy = false,
             SslOptions = new SslClientAuthenticationOptions
             {
-                RemoteCertificateValidationCallback = (_, server, _, _) => ChainsTo(server, trusted),
+                RemoteCertificateValidationCallback = (_, server, _, _) => ChainsTo(server, trusted, clock),
                 ClientCertificates = certificate is null ? null : new X509CertificateCollection { certificate },
                 LocalCertificateSelectionCallback = certificate is null ? null : (_, _, _, _, _) => certificate,
             },
@@ -147,7 +147,7 @@ public static class TlsClients
     }
 
     /// <summary>True when <paramref name="server"/> chains to <paramref name="trusted"/> (names are not checked: mesh peers are known by SPIFFE ID).</summary>
-    public static bool ChainsTo(X509Certificate? server, X509Certificate2 trusted)
+    public static bool ChainsTo(X509Certificate? server, X509Certificate2 trusted, TimeProvider? clock = null)
     {
         if (server is null)
         {
@@ -158,6 +158,8 @@ public static class TlsClients
         chain.ChainPolicy.TrustMode = X509ChainTrustMode.CustomRootTrust;
         chain.ChainPolicy.CustomTrustStore.Add(trusted);
         chain.ChainPolicy.RevocationMode = X509RevocationMode.NoCheck;
+        // A sidecar on a fake clock issues leaves dated by that clock.
+        chain.ChainPolicy.VerificationTime = (clock ?? TimeProvider.System).GetUtcNow().UtcDateTime;
         return chain.Build(X509CertificateLoader.LoadCertificate(server.GetRawCertData()));
     }
 

@@ -20,7 +20,7 @@ internal sealed partial class IdentityManager : IAsyncDisposable
     private Running? _running;
     private long _rotations;
 
-    public IdentityManager(IEnumerable<ICertificateSourceFactory> factories, TimeProvider time, SecurityMetrics metrics, ILoggerFactory loggerFactory)
+    public IdentityManager(IEnumerable<ICertificateSourceFactory> factories, IdentityClock clock, SecurityMetrics metrics, ILoggerFactory loggerFactory)
     {
         _factories = new Dictionary<string, ICertificateSourceFactory>(StringComparer.Ordinal);
         foreach (var factory in factories)
@@ -28,7 +28,7 @@ internal sealed partial class IdentityManager : IAsyncDisposable
             _factories[factory.Name] = factory;
         }
 
-        _time = time;
+        _time = clock.Time;
         _metrics = metrics;
         _loggerFactory = loggerFactory;
         _logger = loggerFactory.CreateLogger<IdentityManager>();
@@ -210,6 +210,15 @@ internal sealed partial class IdentityManager : IAsyncDisposable
         [LoggerMessage(6002, LogLevel.Warning, "Identity source {Source}: refresh failed ({Reason}), keeping the current identity: {Message}")]
         public static partial void RefreshFailed(ILogger logger, string source, string reason, string message);
     }
+}
+
+/// <summary>
+/// The clock identities are issued, renewed and checked with. Its own type rather than the container's
+/// <see cref="TimeProvider"/>, so a test can drive renewal with a fake clock without stopping Kestrel's.
+/// </summary>
+internal sealed class IdentityClock(TimeProvider time)
+{
+    public TimeProvider Time { get; } = time;
 }
 
 /// <summary>A loaded but not yet applied identity change.</summary>
