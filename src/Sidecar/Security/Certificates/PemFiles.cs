@@ -64,16 +64,13 @@ public static class PemFiles
         {
             leaf = X509Certificate2.CreateFromPem(certificateText, keyText);
         }
-        catch (CryptographicException ex)
+        catch (Exception ex) when (ex is CryptographicException or ArgumentException)
         {
-            var reason = ex.Message.Contains("does not match", StringComparison.OrdinalIgnoreCase) || ex.Message.Contains("public key", StringComparison.OrdinalIgnoreCase)
+            // .NET says "The provided key does not match the public key for this certificate."
+            var reason = ex.Message.Contains("does not match", StringComparison.OrdinalIgnoreCase)
                 ? $"the key in '{keyPath}' does not match the certificate in '{certificatePath}'"
-                : $"cannot pair '{certificatePath}' with the key in '{keyPath}': {ex.Message}";
+                : $"cannot read the key in '{keyPath}' for '{certificatePath}': {ex.Message}";
             throw new CertificateFileException(reason, ex, keyPath);
-        }
-        catch (ArgumentException ex)
-        {
-            throw new CertificateFileException($"cannot read the key in '{keyPath}': {ex.Message}", ex, keyPath);
         }
 
         var intermediates = new X509Certificate2Collection();
