@@ -51,7 +51,7 @@ internal static class CommandLineErrors
             }
         }
 
-        error.WriteLine(isRoot ? "Run 'mesh-sidecar --help' for usage." : $"Run 'mesh-sidecar {command.Name} --help' for usage.");
+        error.WriteLine($"Run '{CommandPath(parsed)} --help' for usage.");
         return Program.UsageError;
     }
 
@@ -95,6 +95,18 @@ internal static class CommandLineErrors
     }
 
     private static string Describe(Command command, bool isRoot) => isRoot ? "mesh-sidecar" : $"'{command.Name}'";
+
+    // "mesh-sidecar ca init": the words that led to the command, for the help hint.
+    private static string CommandPath(ParseResult parsed)
+    {
+        var words = new List<string>();
+        for (var result = parsed.CommandResult; result is not null; result = result.Parent as System.CommandLine.Parsing.CommandResult)
+        {
+            words.Insert(0, result.Command.Name);
+        }
+
+        return string.Join(' ', words);
+    }
 
     // The nearest candidate within a couple of edits: "valdiate" → "validate", "--confg" → "--config".
     private static string Suggest(string typed, IReadOnlyList<string> candidates)

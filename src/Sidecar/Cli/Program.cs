@@ -101,6 +101,7 @@ internal static class Program
         root.Subcommands.Add(validate);
         root.Subcommands.Add(demo);
         root.Subcommands.Add(version);
+        root.Subcommands.Add(CaCommand.Create(output, error));
         root.Subcommands.Add(help);
         help.SetAction(result => Help(root, result.GetValue(topic), output, error));
         return root;

@@ -123,7 +123,7 @@ public sealed class CommandLineTests
     {
         var (exit, output, err) = await RunAsync(word, "--config", "/nonexistent/mesh.json");
         Assert.Equal(2, exit);
-        Assert.Contains($"unknown command '{word}'; the commands are: run, validate, demo, version, help.", err, StringComparison.Ordinal);
+        Assert.Contains($"unknown command '{word}'; the commands are: run, validate, demo, version, ca, help.", err, StringComparison.Ordinal);
         if (suggestion is not null)
         {
             Assert.Contains($"Did you mean '{suggestion}'?", err, StringComparison.Ordinal);
@@ -149,6 +149,15 @@ public sealed class CommandLineTests
         {
             Assert.Contains("Did you mean '--config'?", err, StringComparison.Ordinal);
         }
+    }
+
+    [Fact]
+    public async Task MissingRequiredOption_OfANestedCommand_Exits2WithItsHelpHint()
+    {
+        var (exit, _, err) = await RunAsync("ca", "init", "--dir", "/tmp/nowhere");
+        Assert.Equal(2, exit);
+        Assert.Contains("--trust-domain", err, StringComparison.Ordinal);
+        Assert.Contains("Run 'mesh-sidecar ca init --help' for usage.", err, StringComparison.Ordinal);
     }
 
     [Fact]
@@ -201,6 +210,7 @@ public sealed class CommandLineTests
     [InlineData("demo")]
     [InlineData("version")]
     [InlineData("help")]
+    [InlineData("ca", "init")]
     public async Task Help_UsageLine_HasBalancedBrackets(params string[] command)
     {
         var (exit, output, _) = await RunAsync([.. command, "--help"]);

@@ -1,6 +1,8 @@
 // Every message docs/configuration.md quotes is produced here and compared with what the program prints, so the two cannot drift.
 using System.Net;
 using System.Net.Sockets;
+using System.Security.Cryptography;
+using System.Security.Cryptography.X509Certificates;
 using System.Text;
 using System.Text.Json.Nodes;
 using System.Text.RegularExpressions;
@@ -17,6 +19,8 @@ public sealed partial class DocumentedMessagesTests
         " is not ", " must ", "needs ", "is required", " already ", "cannot", "expected ", "unknown ", "give ", "no service",
         "no listener", "no route", "has no", "invalid", "duplicate", "at least", "out of range", "did not answer", "failed",
         "not ready", "problem", "is valid", "hashes on", "SNI routes need", "HTTP routes apply", "rejected", "Keeping", "Did you mean",
+        "differs", "expired", "is only used", "governs", "applies to", "apply to", "no certificate", "holds no", "does not match",
+        "not a CA", "not in trust domain", "takes either", "has no", "denied by",
     ];
 
     private const string BaseConfig = """
@@ -104,7 +108,7 @@ public sealed partial class DocumentedMessagesTests
 
     /// <summary>
     /// The quote as a pattern. Docs write placeholders where a value varies: PATH, FILE, NAME,
-    /// REASON, N (a number), L and C (line and column), "..." (the rest), "a, b, c" (a list),
+    /// KEY, CERT, DIR (file names), REASON, N (a number), L and C (line and column), "..." (the rest), "a, b, c" (a list),
     /// host/path, a /tmp file, any loopback port, and the state version. A log line's timestamp,
     /// level and category are left out, and its numbers vary.
     /// </summary>
@@ -126,6 +130,7 @@ public sealed partial class DocumentedMessagesTests
             {
                 "PATH" or "FILE" or "host/path" => @"\S+",
                 "NAME" => @"[^' :]+",
+                "KEY" or "CERT" or "DIR" => "[^']+",
                 "REASON" or "..." => ".+",
                 "a, b, c" => ".+",
                 "N" => @"-?\d+",
@@ -147,7 +152,7 @@ public sealed partial class DocumentedMessagesTests
     private static Dictionary<string, Func<Task<string>>> Cases() => new(StringComparer.Ordinal)
     {
         // ---- the command line ----
-        ["mesh-sidecar: unknown command 'valdiate'; the commands are: run, validate, demo, version, help. Did you mean 'validate'?"] = () => Cli("valdiate"),
+        ["mesh-sidecar: unknown command 'valdiate'; the commands are: run, validate, demo, version, ca, help. Did you mean 'validate'?"] = () => Cli("valdiate"),
         ["mesh-sidecar: unknown option '--confg' for 'validate'; its options are: --config, --set, --help. Did you mean '--config'?"] = () => Cli("validate", "--confg", "x.json"),
         ["--set 'admin:port': expected KEY=VALUE with ':' between levels, for example --set admin:port=19001"] = () => Cli("run", "--set", "admin:port"),
 
@@ -286,6 +291,86 @@ public sealed partial class DocumentedMessagesTests
         ["10:15:17.114 warn: Mesh.Sidecar.Hosting.ShutdownDrain[4103] Drain deadline of 15000 ms (shutdown.drainTimeoutMs) reached: cutting 1 requests in flight, 1 HTTP connections and 1 L4 connections"] = () => DrainAsync(stuck: true),
         ["not ready: draining"] = () => DrainAsync(stuck: true),
 
+        // ---- security: listeners ----
+        ["'x' is not one of: off, strict, permissive"] = () => Validate(c => Listener(c)["mtls"] = "x"),
+        ["mtls applies to inbound listeners (peers calling the local app); 'out' is outbound"] = () => Validate(c => Listener(c)["mtls"] = "strict"),
+        ["mtls applies to http and tcp listeners, not udp"] = () => Validate(c => c["listeners"]!.AsArray().Add(new JsonObject { ["name"] = "u", ["protocol"] = "udp", ["direction"] = "inbound", ["service"] = "api", ["mtls"] = "strict" })),
+        ["mtls needs this sidecar's identity; set identity.source"] = () => Validate(c => c["listeners"]!.AsArray().Add(new JsonObject { ["name"] = "in", ["direction"] = "inbound", ["mtls"] = "strict" })),
+        ["edge certificates apply to http listeners, not tcp"] = () => Validate(c => c["listeners"]!.AsArray().Add(new JsonObject
+        {
+            ["name"] = "t",
+            ["protocol"] = "tcp",
+            ["service"] = "api",
+            ["tls"] = new JsonObject { ["certificates"] = new JsonArray(Edge(Pki.Edge)) },
+        })),
+        ["a listener takes either mtls from peers or edge certificates for ordinary clients, not both"] = () => Validate(c =>
+        {
+            c["identity"] = CaIdentity(Pki.CaDir);
+            c["listeners"]!.AsArray().Add(new JsonObject
+            {
+                ["name"] = "in",
+                ["direction"] = "inbound",
+                ["mtls"] = "strict",
+                ["tls"] = new JsonObject { ["certificates"] = new JsonArray(Edge(Pki.Edge)) },
+            });
+        }),
+        ["serverNames: give at least one server name (exact or *.suffix)"] = () => Validate(c => Listener(c)["tls"] = new JsonObject { ["certificates"] = new JsonArray(Edge(Pki.Edge, serverNames: [])) }),
+        ["cannot read 'PATH': ..."] = () => Validate(c => Listener(c)["tls"] = new JsonObject { ["certificates"] = new JsonArray(Edge(new PemPair("/nonexistent/edge.crt", "/nonexistent/edge.key"))) }),
+        ["'PATH' holds no PEM certificate (-----BEGIN CERTIFICATE-----)"] = () => Validate(c => Listener(c)["tls"] = new JsonObject { ["certificates"] = new JsonArray(Edge(new PemPair(Pki.NotPem, Pki.Edge.KeyFile))) }),
+        ["the key in 'KEY' does not match the certificate in 'CERT'"] = () => Validate(c => Listener(c)["tls"] = new JsonObject { ["certificates"] = new JsonArray(Edge(new PemPair(Pki.Edge.CertificateFile, Pki.OtherEdge.KeyFile))) }),
+        ["the certificate in 'PATH' expired on ..."] = () => Validate(c => Listener(c)["tls"] = new JsonObject { ["certificates"] = new JsonArray(Edge(Pki.ExpiredEdge)) }),
+        ["service 'x' uses tls.mode mesh, which auto listeners cannot originate (use a tcp or http listener)"] = () => Validate(c =>
+        {
+            c["identity"] = CaIdentity(Pki.CaDir);
+            c["services"]!["x"] = new JsonObject { ["endpoints"] = new JsonArray(Endpoint()), ["tls"] = new JsonObject { ["mode"] = "mesh" } };
+            c["listeners"]!.AsArray().Add(new JsonObject { ["name"] = "a", ["protocol"] = "auto", ["service"] = "x" });
+        }),
+
+        // ---- security: services ----
+        ["'x' is not one of: off, mesh, tls"] = () => Validate(c => Api(c)["tls"] = new JsonObject { ["mode"] = "x" }),
+        ["mesh mode needs this sidecar's identity; set identity.source"] = () => Validate(c => Api(c)["tls"] = new JsonObject { ["mode"] = "mesh" }),
+        ["'x' is not a SPIFFE ID: ..."] = () => Validate(c =>
+        {
+            c["identity"] = CaIdentity(Pki.CaDir);
+            Api(c)["tls"] = new JsonObject { ["mode"] = "mesh", ["serverIdentity"] = "x" };
+        }),
+        ["is only used when the mode or source is 'mesh' (it is 'off')"] = () => Validate(c => Api(c)["tls"] = new JsonObject { ["serverIdentity"] = "spiffe://mesh.local/ns/default/svc/api" }),
+        ["a client certificate needs both certificateFile and keyFile"] = () => Validate(c => Api(c)["tls"] = new JsonObject { ["mode"] = "tls", ["certificateFile"] = Pki.Edge.CertificateFile }),
+
+        // ---- security: identity ----
+        ["'vault' is not one of: ca, files, consul"] = () => Validate(c => c["identity"] = new JsonObject { ["source"] = "vault" }),
+        ["no certificate source 'consul' in this sidecar (available: ca, files)"] = () => RunAsync(c => c["identity"] = new JsonObject { ["source"] = "consul" }),
+        ["'x/y' is not a trust domain name: ..."] = () => Validate(c => c["identity"] = CaIdentity(Pki.CaDir, "x/y")),
+        ["'other' differs from the trust domain 'mesh.local' of the CA in 'DIR'"] = () => Validate(c => c["identity"] = CaIdentity(Pki.CaDir, "other")),
+        ["cannot read 'DIR/ca.crt': ..."] = () => Validate(c => c["identity"] = CaIdentity("/nonexistent/ca")),
+        ["'DIR/ca.crt' is not a CA certificate (basic constraints CA:TRUE)"] = () => Validate(c => c["identity"] = CaIdentity(Pki.NotCaDir)),
+        ["the CA certificate in 'DIR' expired on ..."] = () => Validate(c => c["identity"] = CaIdentity(Pki.ExpiredCaDir)),
+        ["the certificate has no SPIFFE URI SAN"] = () => Validate(c => c["identity"] = FilesIdentity(Pki.NoSpiffeLeaf)),
+        ["the certificate's SPIFFE ID spiffe://x/... is not in trust domain 'mesh.local'"] = () => Validate(c => c["identity"] = FilesIdentity(Pki.ForeignLeaf)),
+        ["identity.caDir: is only used when the mode or source is 'ca' (it is 'files')"] = () => Validate(c =>
+        {
+            var identity = FilesIdentity(Pki.WebLeaf);
+            identity["caDir"] = Pki.CaDir;
+            c["identity"] = identity;
+        }),
+        ["0 is out of range; use 1 to 8760 hours"] = () => Validate(c =>
+        {
+            var identity = CaIdentity(Pki.CaDir);
+            identity["leafTtlHours"] = 0;
+            c["identity"] = identity;
+        }),
+
+        // ---- security: authorization ----
+        ["'r' is already the name of another rule"] = () => Validate(c => c["authorization"] = Rules(new JsonObject { ["name"] = "r" }, new JsonObject { ["name"] = "r" })),
+        ["'permit' is not one of: allow, deny"] = () => Validate(c => c["authorization"] = Rules(new JsonObject { ["name"] = "r", ["action"] = "permit" })),
+        ["authorization governs inbound listeners; 'out' is outbound"] = () => Validate(c => c["authorization"] = Rules(new JsonObject { ["name"] = "r", ["listeners"] = new JsonArray("out") })),
+        ["'web' is not a SPIFFE ID (spiffe://trust-domain/ns/NAMESPACE/svc/NAME), '*' or 'unauthenticated': ..."] = () => Validate(c => c["authorization"] = Rules(new JsonObject { ["name"] = "r", ["from"] = new JsonArray("web") })),
+        ["match applies to HTTP requests, and every listener of this rule is tcp (only from applies there)"] = () => Validate(c =>
+        {
+            c["listeners"]!.AsArray().Add(new JsonObject { ["name"] = "db", ["protocol"] = "tcp", ["direction"] = "inbound", ["service"] = "api" });
+            c["authorization"] = Rules(new JsonObject { ["name"] = "r", ["listeners"] = new JsonArray("db"), ["match"] = new JsonObject { ["methods"] = new JsonArray("GET") } });
+        }),
+
         // Not reachable from today's config (static services always have endpoints; /ready is polled
         // only after start): compared with the program's own text.
         ["service 'NAME' has no healthy endpoint"] = () => SourceAsync("L7/HttpDataPath.cs"),
@@ -319,6 +404,89 @@ public sealed partial class DocumentedMessagesTests
         ["service"] = "api",
         ["tls"] = new JsonObject { ["routes"] = new JsonArray(new JsonObject { ["name"] = "t", ["serverNames"] = serverNames, ["service"] = "api" }) },
     };
+
+    private static JsonObject Edge(PemPair pair, string[]? serverNames = null) => new()
+    {
+        ["serverNames"] = new JsonArray([.. (serverNames ?? ["edge.example.com"]).Select(n => (JsonNode?)JsonValue.Create(n))]),
+        ["certificateFile"] = pair.CertificateFile,
+        ["keyFile"] = pair.KeyFile,
+    };
+
+    private static JsonObject CaIdentity(string caDir, string trustDomain = TestPki.TrustDomain) =>
+        new() { ["source"] = "ca", ["caDir"] = caDir, ["trustDomain"] = trustDomain };
+
+    private static JsonObject FilesIdentity(PemPair leaf) => new()
+    {
+        ["source"] = "files",
+        ["certificateFile"] = leaf.CertificateFile,
+        ["keyFile"] = leaf.KeyFile,
+        ["trustBundleFile"] = Pki.TrustBundle,
+    };
+
+    private static JsonObject Rules(params JsonObject[] rules) => new() { ["rules"] = new JsonArray([.. rules.Cast<JsonNode?>()]) };
+
+    private static async Task<string> RunAsync(Action<JsonObject> change)
+    {
+        var config = Base();
+        change(config);
+        var path = Path.Combine(Directory.CreateTempSubdirectory("mesh-doc-").FullName, "sidecar.json");
+        await File.WriteAllTextAsync(path, config.ToJsonString());
+        return await Cli("run", "--config", path);
+    }
+
+    /// <summary>The certificates and files the security messages are about, made once with <see cref="TestPki"/>.</summary>
+    private static class Pki
+    {
+        private static readonly string Directory = System.IO.Directory.CreateTempSubdirectory("mesh-doc-pki-").FullName;
+        private static readonly X509Certificate2 Ca = TestPki.CreateCa();
+
+        public static readonly string CaDir = Folder("ca", dir => TestPki.Write(dir, "ca", Ca));
+
+        public static readonly string NotCaDir = Folder("not-ca", dir => TestPki.Write(dir, "ca", TestPki.IssueLeaf(Ca, TestPki.Spiffe("web"))));
+
+        public static readonly string ExpiredCaDir = Folder("expired-ca", dir => TestPki.Write(dir, "ca", ExpiredCa()));
+
+        public static readonly string TrustBundle = TestPki.WriteCertificate(Directory, "bundle", Ca);
+
+        public static readonly PemPair Edge = TestPki.Write(Directory, "edge", TestPki.IssueLeaf(Ca, null, dnsNames: ["edge.example.com"]));
+
+        public static readonly PemPair OtherEdge = TestPki.Write(Directory, "other-edge", TestPki.IssueLeaf(Ca, null, dnsNames: ["edge.example.com"]));
+
+        public static readonly PemPair ExpiredEdge = TestPki.Write(Directory, "expired-edge", TestPki.IssueLeaf(Ca, null, DateTimeOffset.UtcNow.AddDays(-10), DateTimeOffset.UtcNow.AddDays(-1), ["edge.example.com"]));
+
+        public static readonly PemPair WebLeaf = TestPki.Write(Directory, "web", TestPki.IssueLeaf(Ca, TestPki.Spiffe("web")));
+
+        public static readonly PemPair NoSpiffeLeaf = TestPki.Write(Directory, "no-spiffe", TestPki.IssueLeaf(Ca, null));
+
+        public static readonly PemPair ForeignLeaf = TestPki.Write(Directory, "foreign", TestPki.IssueLeaf(Ca, TestPki.Spiffe("web", "x")));
+
+        public static readonly string NotPem = WriteText("not-pem.crt", "this is not a certificate");
+
+        private static string Folder(string name, Action<string> fill)
+        {
+            var folder = Path.Combine(Directory, name);
+            System.IO.Directory.CreateDirectory(folder);
+            fill(folder);
+            return folder;
+        }
+
+        private static string WriteText(string name, string text)
+        {
+            var path = Path.Combine(Directory, name);
+            File.WriteAllText(path, text);
+            return path;
+        }
+
+        // A CA whose validity ended yesterday.
+        private static X509Certificate2 ExpiredCa()
+        {
+            using var key = ECDsa.Create(ECCurve.NamedCurves.nistP256);
+            var request = new CertificateRequest("CN=Expired CA", key, HashAlgorithmName.SHA256);
+            request.CertificateExtensions.Add(new X509BasicConstraintsExtension(true, false, 0, true));
+            request.CertificateExtensions.Add(new X509KeyUsageExtension(X509KeyUsageFlags.KeyCertSign | X509KeyUsageFlags.CrlSign, true));
+            return request.CreateSelfSigned(DateTimeOffset.UtcNow.AddDays(-30), DateTimeOffset.UtcNow.AddDays(-1));
+        }
+    }
 
     private static Task<string> Validate(Action<JsonObject> change, params string[] extra)
     {
@@ -465,7 +633,7 @@ public sealed partial class DocumentedMessagesTests
     [GeneratedRegex(@"^\d\d:\d\d:\d\d\.\d{3} \w+: [\w.]+\[\d+\] ")]
     private static partial Regex LogPrefix();
 
-    [GeneratedRegex(@"PATH|FILE|NAME|REASON|\.\.\.|a, b, c|host/path|/tmp/\S+|\bN\b|\bL\b|\bC\b|127\.0\.0\.1:\d+|(?<=state version )\d+")]
+    [GeneratedRegex(@"PATH|FILE|NAME|REASON|\bKEY\b|\bCERT\b|\bDIR\b|\.\.\.|a, b, c|host/path|/tmp/\S+|\bN\b|\bL\b|\bC\b|127\.0\.0\.1:\d+|(?<=state version )\d+")]
     private static partial Regex Placeholder();
 
     [GeneratedRegex(@"\d+")]

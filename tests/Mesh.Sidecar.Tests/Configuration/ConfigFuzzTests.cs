@@ -4,8 +4,14 @@ using System.Text.Json;
 using System.Text.Json.Nodes;
 using Mesh.Discovery;
 using Mesh.Sidecar.Cli;
+using System.Diagnostics.Metrics;
 using Mesh.Sidecar.Configuration;
+using Mesh.Sidecar.Metrics;
+using Mesh.Sidecar.Security;
+using Mesh.Sidecar.Security.Identity;
+using Mesh.Sidecar.Security.Tls;
 using Mesh.Sidecar.Translation;
+using Microsoft.Extensions.Logging.Abstractions;
 using Mesh.Sidecar.Upstream;
 
 namespace Mesh.Sidecar.Tests.Configuration;
@@ -27,7 +33,13 @@ public class ConfigFuzzTests
         var invalid = 0;
         var directory = Directory.CreateTempSubdirectory("mesh-fuzz-").FullName;
         using var clients = new UpstreamClients();
-        var translator = new StateTranslator(clients);
+        var services = new ServiceCollection();
+        services.AddMetrics();
+        using var provider = services.BuildServiceProvider();
+        var securityMetrics = new SecurityMetrics(new MeshMetrics(provider.GetRequiredService<IMeterFactory>()));
+        await using var identity = new IdentityManager([], new IdentityClock(TimeProvider.System), securityMetrics, NullLoggerFactory.Instance);
+        using var tlsClients = new UpstreamTlsClients(identity, securityMetrics, NullLoggerFactory.Instance);
+        var translator = new StateTranslator(clients, tlsClients);
         var examples = Directory.GetFiles(Path.Combine(Mesh.Tests.TestFixtures.RepositoryRoot, "deploy"), "*.json").Order(StringComparer.Ordinal).ToArray();
         Assert.True(examples.Length >= 3, "the deploy examples are missing");
 
@@ -56,8 +68,12 @@ public class ConfigFuzzTests
                     valid++;
                     try
                     {
-                        // What run does next with a config validate accepted.
-                        translator.Build(result.Options!, new Dictionary<string, IServiceCatalog>(), null, 1);
+                        // What run does next with a config validate accepted: prepare upstream TLS (reporting
+                        // problems such as missing files as config errors), then translate.
+                        if (tlsClients.Prepare(result.Options!).Count == 0)
+                        {
+                            translator.Build(result.Options!, new Dictionary<string, IServiceCatalog>(), null, 1);
+                        }
                     }
                     catch (Exception ex)
                     {
