@@ -289,7 +289,7 @@ public sealed partial class DocumentedMessagesTests
         ["10:15:02.113 info: Mesh.Sidecar.Hosting.ShutdownDrain[4101] Draining: /ready answers 503 and the proxy listeners stopped accepting; waiting up to 15000 ms (shutdown.drainTimeoutMs) for 2 requests in flight, 3 HTTP connections and 1 L4 connections"] = () => DrainAsync(stuck: false),
         ["10:15:02.525 info: Mesh.Sidecar.Hosting.ShutdownDrain[4102] Drained in 412 ms: every request and connection finished"] = () => DrainAsync(stuck: false),
         ["10:15:17.114 warn: Mesh.Sidecar.Hosting.ShutdownDrain[4103] Drain deadline of 15000 ms (shutdown.drainTimeoutMs) reached: cutting 1 requests in flight, 1 HTTP connections and 1 L4 connections"] = () => DrainAsync(stuck: true),
-        ["not ready: draining"] = () => DrainAsync(stuck: true),
+        ["not ready: draining"] = () => DrainAsync(stuck: true, drainTimeoutMs: 60_000),
 
         // ---- security: listeners ----
         ["'x' is not one of: off, strict, permissive"] = () => Validate(c => Listener(c)["mtls"] = "x"),
@@ -571,8 +571,9 @@ public sealed partial class DocumentedMessagesTests
         return $"{(int)response.StatusCode} {await response.Content.ReadAsStringAsync()}\n{string.Join('\n', logs.WithEvent(3050).Select(e => e.Message))}";
     }
 
-    private static async Task<string> DrainAsync(bool stuck)
+    private static async Task<string> DrainAsync(bool stuck, int drainTimeoutMs = 300)
     {
+        using var giveUp = new CancellationTokenSource();
         var started = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
         await using var backend = await TestBackend.StartAsync("b", configure: app => app.Run(async context =>
         {
@@ -581,35 +582,43 @@ public sealed partial class DocumentedMessagesTests
         }));
         var config = Base();
         Api(config)["endpoints"]![0]!["port"] = backend.Port;
-        config["shutdown"] = new JsonObject { ["drainTimeoutMs"] = stuck ? 300 : 60_000 };
+        config["shutdown"] = new JsonObject { ["drainTimeoutMs"] = stuck ? drainTimeoutMs : 60_000 };
         var logs = new LogCapture();
         var sidecar = await TestSidecar.StartFromJsonAsync(config.ToJsonString(), logs: logs);
         using var client = Clients.Http1();
         Task<HttpResponseMessage>? request = null;
         if (stuck)
         {
-            request = client.SendAsync(Clients.Get(sidecar.Listener("out"), "/"));
+            request = client.SendAsync(Clients.Get(sidecar.Listener("out"), "/"), giveUp.Token);
             await started.Task.WaitAsync(TestSidecar.Deadline);
         }
 
         var disposing = sidecar.DisposeAsync().AsTask();
-        using var admin = Clients.Http1();
-        string ready;
-        try
+        var ready = "";
+        if (stuck && drainTimeoutMs > 1_000)
         {
-            // Asked while the drain runs (the stuck request holds it open); afterwards the admin socket is gone too.
-            using var response = stuck ? await admin.GetAsync(new Uri(sidecar.Admin, "/ready")) : null;
-            ready = response is null ? "" : $"{(int)response.StatusCode} {await response.Content.ReadAsStringAsync()}";
-        }
-        catch (HttpRequestException ex)
-        {
-            ready = ex.Message;
+            // Asked while the drain runs: the stuck request holds it open until the client gives up.
+            using var admin = Clients.Http1();
+            using var deadline = new CancellationTokenSource(TestSidecar.Deadline);
+            while (!ready.StartsWith("503", StringComparison.Ordinal))
+            {
+                using var response = await admin.GetAsync(new Uri(sidecar.Admin, "/ready"), deadline.Token);
+                ready = $"{(int)response.StatusCode} {await response.Content.ReadAsStringAsync(deadline.Token)}";
+                if (!ready.StartsWith("503", StringComparison.Ordinal))
+                {
+                    await Task.Delay(20, deadline.Token);
+                }
+            }
+
+            await giveUp.CancelAsync();
         }
 
         await disposing.WaitAsync(TestSidecar.Deadline);
         if (request is not null)
         {
-            await Assert.ThrowsAsync<HttpRequestException>(() => request.WaitAsync(TestSidecar.Deadline));
+            // Cut at the deadline, or given up by the client; never left hanging.
+            var ended = await Assert.ThrowsAnyAsync<Exception>(() => request.WaitAsync(TestSidecar.Deadline));
+            Assert.True(ended is HttpRequestException or OperationCanceledException, ended.ToString());
         }
 
         return $"{ready}\n{string.Join('\n', logs.Entries.Select(e => e.Message))}";
