@@ -1,6 +1,7 @@
 // Graceful shutdown: /ready fails at once, proxy sockets stop accepting, open work finishes up to shutdown.drainTimeoutMs, then the rest is cut and counted.
 using System.Collections.Concurrent;
 using System.Diagnostics;
+using System.Runtime.InteropServices;
 using Mesh.Sidecar.Listeners;
 using Microsoft.AspNetCore.Connections;
 using Microsoft.AspNetCore.Connections.Features;
@@ -18,14 +19,30 @@ internal sealed partial class ShutdownDrain(ILogger<ShutdownDrain> logger)
 {
     // Proxy HTTP connections Kestrel is running (admin connections are not drained; they close last).
     private readonly ConcurrentDictionary<ConnectionContext, byte> _connections = new();
-    private int _requests;
+
+    // One counter per processor, each on its own cache line: requests start and end on every core
+    // at once, and a single shared counter would bounce between their caches on every request. A
+    // request may end on another processor than it started on; only the sum means anything.
+    private readonly Stripe[] _requests = new Stripe[Environment.ProcessorCount];
     private int _draining;
 
     /// <summary>True from the moment a drain starts: <c>/ready</c> answers 503.</summary>
     public bool IsDraining => Volatile.Read(ref _draining) != 0;
 
     /// <summary>Proxy requests being handled now.</summary>
-    public int RequestsInFlight => Volatile.Read(ref _requests);
+    public int RequestsInFlight
+    {
+        get
+        {
+            var sum = 0;
+            for (var i = 0; i < _requests.Length; i++)
+            {
+                sum += Volatile.Read(ref _requests[i].Count);
+            }
+
+            return sum;
+        }
+    }
 
     /// <summary>Open proxy HTTP connections.</summary>
     public int HttpConnections => _connections.Count;
@@ -33,9 +50,11 @@ internal sealed partial class ShutdownDrain(ILogger<ShutdownDrain> logger)
     /// <summary>Counts one proxy request until the returned scope is disposed.</summary>
     public RequestScope TrackRequest()
     {
-        Interlocked.Increment(ref _requests);
+        Interlocked.Increment(ref CurrentStripe().Count);
         return new RequestScope(this);
     }
+
+    private ref Stripe CurrentStripe() => ref _requests[(uint)Thread.GetCurrentProcessorId() % (uint)_requests.Length];
 
     /// <summary>A Kestrel connection started; proxy connections are drained, admin ones are not.</summary>
     public void ConnectionOpened(ConnectionContext connection, bool admin)
@@ -103,7 +122,15 @@ internal sealed partial class ShutdownDrain(ILogger<ShutdownDrain> logger)
     /// <summary>Ends one tracked request when disposed; a struct, so tracking allocates nothing.</summary>
     internal readonly struct RequestScope(ShutdownDrain owner) : IDisposable
     {
-        public void Dispose() => Interlocked.Decrement(ref owner._requests);
+        public void Dispose() => Interlocked.Decrement(ref owner.CurrentStripe().Count);
+    }
+
+    [StructLayout(LayoutKind.Explicit, Size = 128)]
+    private struct Stripe
+    {
+        // In the middle of 128 bytes, so no neighbour shares its cache line (or the adjacent one prefetched with it).
+        [FieldOffset(64)]
+        public int Count;
     }
 
     private static partial class Log
