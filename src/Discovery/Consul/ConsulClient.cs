@@ -44,8 +44,11 @@ public sealed partial class ConsulClient : IDisposable
         _logger = logger ?? NullLogger.Instance;
         _http = new HttpClient(handler) { Timeout = Timeout.InfiniteTimeSpan };
         _token = new ConsulToken(options.Token, options.TokenFile);
-        _pipeline = CreatePipeline(options, timeProvider ?? TimeProvider.System, _logger);
+        _pipeline = CreatePipeline(this, options, timeProvider ?? TimeProvider.System, _logger);
     }
+
+    /// <summary>Raised before each retry with the attempt number and the backoff delay (tests watch it).</summary>
+    internal event Action<int, TimeSpan>? Retrying;
 
     /// <summary>The options this client was made with.</summary>
     public ConsulClientOptions Options => _options;
@@ -57,11 +60,23 @@ public sealed partial class ConsulClient : IDisposable
         return SendAsync(HttpMethod.Put, "/v1/agent/service/register", () => JsonContent.Create(registration, ConsulJsonContext.Default.AgentServiceRegistration), cancellationToken);
     }
 
-    /// <summary><c>PUT /v1/agent/service/deregister/:service_id</c>.</summary>
-    public Task DeregisterServiceAsync(string serviceId, CancellationToken cancellationToken = default)
+    /// <summary>
+    /// <c>PUT /v1/agent/service/deregister/:service_id</c>. An ID the agent does not know (404) counts as
+    /// done: the point is that the service is gone.
+    /// </summary>
+    public async Task DeregisterServiceAsync(string serviceId, CancellationToken cancellationToken = default)
     {
         ArgumentException.ThrowIfNullOrEmpty(serviceId);
-        return SendAsync(HttpMethod.Put, "/v1/agent/service/deregister/" + Uri.EscapeDataString(serviceId), null, cancellationToken);
+        var path = "/v1/agent/service/deregister/" + Uri.EscapeDataString(serviceId);
+        await CallAsync(HttpMethod.Put, path, null, _options.RequestTimeout, async (response, ct) =>
+        {
+            if (response.StatusCode != HttpStatusCode.NotFound)
+            {
+                await EnsureSuccessAsync(response, "PUT " + path, ct).ConfigureAwait(false);
+            }
+
+            return true;
+        }, cancellationToken).ConfigureAwait(false);
     }
 
     /// <summary><c>GET /v1/agent/service/:service_id</c>; null when the agent does not know the ID (404).</summary>
@@ -72,7 +87,7 @@ public sealed partial class ConsulClient : IDisposable
         return await CallAsync(HttpMethod.Get, path, null, _options.RequestTimeout, (response, ct) =>
             response.StatusCode == HttpStatusCode.NotFound
                 ? ValueTask.FromResult<AgentService?>(null)
-                : ReadAsync<AgentService?>(response, ConsulJsonContext.Default.AgentService!, path, ct), cancellationToken).ConfigureAwait(false);
+                : ReadAsync<AgentService?>(response, ConsulJsonContext.Default.AgentService!, "GET " + path, ct), cancellationToken).ConfigureAwait(false);
     }
 
     /// <summary><c>GET /v1/agent/services</c>: the agent's services by ID.</summary>
@@ -80,7 +95,7 @@ public sealed partial class ConsulClient : IDisposable
     {
         const string path = "/v1/agent/services";
         return await CallAsync(HttpMethod.Get, path, null, _options.RequestTimeout, (response, ct) =>
-            ReadAsync(response, ConsulJsonContext.Default.DictionaryStringAgentService, path, ct), cancellationToken).ConfigureAwait(false);
+            ReadAsync(response, ConsulJsonContext.Default.DictionaryStringAgentService, "GET " + path, ct), cancellationToken).ConfigureAwait(false);
     }
 
     /// <summary><c>PUT /v1/agent/check/register</c>.</summary>
@@ -176,7 +191,7 @@ public sealed partial class ConsulClient : IDisposable
         ArgumentNullException.ThrowIfNull(request);
         const string path = "/v1/agent/connect/authorize";
         return await CallAsync(HttpMethod.Post, path, () => JsonContent.Create(request, ConsulJsonContext.Default.AuthorizeRequest), _options.RequestTimeout, (response, ct) =>
-            ReadAsync(response, ConsulJsonContext.Default.AuthorizeResponse, path, ct), cancellationToken).ConfigureAwait(false);
+            ReadAsync(response, ConsulJsonContext.Default.AuthorizeResponse, "POST " + path, ct), cancellationToken).ConfigureAwait(false);
     }
 
     /// <inheritdoc />
@@ -197,7 +212,7 @@ public sealed partial class ConsulClient : IDisposable
     private async Task SendAsync(HttpMethod method, string path, Func<HttpContent>? body, CancellationToken cancellationToken) =>
         await CallAsync(method, path, body, _options.RequestTimeout, static async (response, ct) =>
         {
-            await EnsureSuccessAsync(response, response.RequestMessage?.RequestUri?.AbsolutePath ?? "", ct).ConfigureAwait(false);
+            await EnsureSuccessAsync(response, $"{response.RequestMessage?.Method} {response.RequestMessage?.RequestUri?.PathAndQuery}", ct).ConfigureAwait(false);
             return true;
         }, cancellationToken).ConfigureAwait(false);
 
@@ -224,7 +239,7 @@ public sealed partial class ConsulClient : IDisposable
         var pathAndQuery = url.ToString();
         return await CallAsync(HttpMethod.Get, pathAndQuery, null, timeout, async (response, ct) =>
         {
-            var value = await ReadAsync(response, type, path, ct).ConfigureAwait(false);
+            var value = await ReadAsync(response, type, "GET " + pathAndQuery, ct).ConfigureAwait(false);
             var index = response.Headers.TryGetValues(IndexHeader, out var values)
                 && ulong.TryParse(values.FirstOrDefault(), NumberStyles.None, CultureInfo.InvariantCulture, out var parsed) ? parsed : 0;
             var knownLeader = !response.Headers.TryGetValues("X-Consul-KnownLeader", out var leader) || !string.Equals(leader.FirstOrDefault(), "false", StringComparison.OrdinalIgnoreCase);
@@ -304,7 +319,7 @@ public sealed partial class ConsulClient : IDisposable
         throw new ConsulException($"{path}: the agent answered {status} {response.ReasonPhrase}: {body.Trim()}", response.StatusCode, transient);
     }
 
-    private static ResiliencePipeline CreatePipeline(ConsulClientOptions options, TimeProvider timeProvider, ILogger logger)
+    private static ResiliencePipeline CreatePipeline(ConsulClient client, ConsulClientOptions options, TimeProvider timeProvider, ILogger logger)
     {
         var builder = new ResiliencePipelineBuilder { TimeProvider = timeProvider };
         if (options.MaxRetryAttempts > 0)
@@ -320,6 +335,7 @@ public sealed partial class ConsulClient : IDisposable
                 OnRetry = args =>
                 {
                     Log.Retrying(logger, args.AttemptNumber + 1, args.RetryDelay.TotalMilliseconds, args.Outcome.Exception?.Message ?? "");
+                    client.Retrying?.Invoke(args.AttemptNumber + 1, args.RetryDelay);
                     return default;
                 },
             });

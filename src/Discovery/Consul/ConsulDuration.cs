@@ -7,11 +7,13 @@ namespace Mesh.Discovery.Consul;
 /// <summary>Converts between <see cref="TimeSpan"/> and Go's duration syntax.</summary>
 public static partial class ConsulDuration
 {
-    /// <summary>Whole seconds as <c>Ns</c>, anything finer as <c>Nms</c>.</summary>
+    /// <summary>Whole minutes as <c>Nm</c>, whole seconds as <c>Ns</c>, anything finer as <c>Nms</c>.</summary>
     public static string Format(TimeSpan value)
     {
         var ms = (long)Math.Ceiling(value.TotalMilliseconds);
-        return ms % 1000 == 0 ? (ms / 1000).ToString(CultureInfo.InvariantCulture) + "s" : ms.ToString(CultureInfo.InvariantCulture) + "ms";
+        return ms > 0 && ms % 60_000 == 0 ? (ms / 60_000).ToString(CultureInfo.InvariantCulture) + "m"
+            : ms % 1000 == 0 ? (ms / 1000).ToString(CultureInfo.InvariantCulture) + "s"
+            : ms.ToString(CultureInfo.InvariantCulture) + "ms";
     }
 
     /// <summary>Parses <c>300ms</c>, <c>1.5h</c>, <c>1m30s</c> and friends; false for anything else.</summary>

@@ -21,16 +21,13 @@ public static class BlockingIndex
 {
     /// <summary>
     /// The index to send with the next query after an answer carrying <paramref name="returned"/>
-    /// to a query sent with <paramref name="previous"/>: reset to 0 when the index went backwards
-    /// (the next read is then a full one), otherwise the returned index, never below 1.
+    /// to a query sent with <paramref name="previous"/>. An index of 0 is a Consul bug and counts as 1
+    /// (always safe); an index that went backwards resets to 0, so the next read is a full one that
+    /// restarts the loop; otherwise the returned index goes back as it is.
     /// </summary>
     public static ulong Next(ulong previous, ulong returned)
     {
-        if (returned < previous)
-        {
-            return 0;
-        }
-
-        return Math.Max(returned, 1);
+        returned = Math.Max(returned, 1);
+        return returned < previous ? 0 : returned;
     }
 }
