@@ -24,6 +24,9 @@ public sealed record MeshOptions
 
     /// <summary>Process-level speed settings (read at start only).</summary>
     public PerformanceOptions Performance { get; init; } = new();
+
+    /// <summary>The local Consul agent (discovery and registration); null when the file has no <c>consul</c> block.</summary>
+    public ConsulOptions? Consul { get; init; }
 }
 
 /// <summary>The local application that inbound traffic is delivered to.</summary>
@@ -276,6 +279,9 @@ public sealed record ServiceOptions
 
     /// <summary>Longest wait for upstream activity (headers or body), in milliseconds.</summary>
     public int RequestTimeoutMs { get; init; } = 100_000;
+
+    /// <summary>What to read from Consul when <see cref="Discovery"/> is <c>consul</c>.</summary>
+    public ConsulServiceOptions? Consul { get; init; }
 }
 
 /// <summary>A static endpoint.</summary>

@@ -18,6 +18,7 @@ internal sealed partial class MeshRuntime : IAsyncDisposable
     private readonly StateTranslator _translator;
     private readonly StaticServiceCatalog _static;
     private readonly Dictionary<string, IServiceCatalog> _catalogs;
+    private readonly IReadOnlyList<IDiscoveryConfigurator> _configurators;
     private readonly ListenerManager _listeners;
     private readonly MeshMetrics _metrics;
     private readonly ILogger<MeshRuntime> _logger;
@@ -34,8 +35,10 @@ internal sealed partial class MeshRuntime : IAsyncDisposable
         IEnumerable<IServiceCatalog> catalogs,
         ListenerManager listeners,
         MeshMetrics metrics,
-        ILogger<MeshRuntime> logger)
+        ILogger<MeshRuntime> logger,
+        IEnumerable<IDiscoveryConfigurator>? configurators = null)
     {
+        _configurators = [.. configurators ?? []];
         _store = store;
         _translator = translator;
         _static = staticCatalog;
@@ -52,10 +55,26 @@ internal sealed partial class MeshRuntime : IAsyncDisposable
         await _gate.WaitAsync(cancellationToken).ConfigureAwait(false);
         try
         {
+            // Providers check what they need first (a Consul certificate that does not load rejects the config).
+            foreach (var configurator in _configurators)
+            {
+                if (configurator.Prepare(options) is { Count: > 0 } problems)
+                {
+                    Abandon();
+                    return problems;
+                }
+            }
+
             var errors = await _listeners.ApplyAsync(options, cancellationToken).ConfigureAwait(false);
             if (errors.Count > 0)
             {
+                Abandon();
                 return errors;
+            }
+
+            foreach (var configurator in _configurators)
+            {
+                configurator.Commit();
             }
 
             _static.Update(StaticEndpoints(options));
@@ -66,6 +85,14 @@ internal sealed partial class MeshRuntime : IAsyncDisposable
         finally
         {
             _gate.Release();
+        }
+    }
+
+    private void Abandon()
+    {
+        foreach (var configurator in _configurators)
+        {
+            configurator.Abandon();
         }
     }
 
