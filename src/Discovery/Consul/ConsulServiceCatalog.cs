@@ -13,8 +13,8 @@ public sealed record ConsulServiceQuery(string Service, string Tag = "", bool Pa
 /// <summary>Tuning of the watch loops; the defaults suit production.</summary>
 public sealed record ConsulWatchOptions
 {
-    /// <summary>Queries a loop may send back to back.</summary>
-    public int Burst { get; init; } = 2;
+    /// <summary>Queries a loop may send back to back (the first read and the first blocking query leave one for the first change).</summary>
+    public int Burst { get; init; } = 3;
 
     /// <summary>After the burst, one query per this interval at most.</summary>
     public TimeSpan RefillInterval { get; init; } = TimeSpan.FromSeconds(1);

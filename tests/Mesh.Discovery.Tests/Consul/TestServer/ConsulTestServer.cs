@@ -35,7 +35,7 @@ public sealed record ConsulTestServerOptions
 }
 
 /// <summary>One request the test agent answered.</summary>
-public sealed record RecordedRequest(string Method, string Path, IQueryCollection Query, string? Token, int Status, ulong? Index, DateTimeOffset Received)
+public sealed record RecordedRequest(string Method, string Path, IQueryCollection Query, string? Token, int Status, ulong? Index, DateTimeOffset Received, DateTimeOffset Answered)
 {
     public ulong QueryIndex => ulong.TryParse(Query["index"], NumberStyles.None, CultureInfo.InvariantCulture, out var index) ? index : 0;
 }
@@ -396,7 +396,7 @@ public sealed class ConsulTestServer : IAsyncDisposable
         }
 
         ulong? index = context.Response.Headers.TryGetValue("X-Consul-Index", out var header) ? ulong.Parse(header.ToString(), CultureInfo.InvariantCulture) : null;
-        _requests.Enqueue(new RecordedRequest(context.Request.Method, context.Request.Path.Value ?? "", context.Request.Query, token.Length == 0 ? null : token, context.Response.StatusCode, index, received));
+        _requests.Enqueue(new RecordedRequest(context.Request.Method, context.Request.Path.Value ?? "", context.Request.Query, token.Length == 0 ? null : token, context.Response.StatusCode, index, received, DateTimeOffset.UtcNow));
         Interlocked.Exchange(ref _requested, NewSignal()).TrySetResult();
     }
 
