@@ -581,7 +581,8 @@ public sealed class ConsulTestServer : IAsyncDisposable
 
     private static (TestCheck? Check, string? Error) ParseCheck(ConsulTestState state, JsonElement definition, string defaultId, string defaultName, string serviceId)
     {
-        var id = Str(definition, "CheckID") is { Length: > 0 } given ? given : defaultId;
+        // Service definitions in agent config files (consul services register) write the check ID as "id".
+        var id = (Str(definition, "CheckID") ?? Str(definition, "ID")) is { Length: > 0 } given ? given : defaultId;
         var check = new TestCheck
         {
             Id = id,
