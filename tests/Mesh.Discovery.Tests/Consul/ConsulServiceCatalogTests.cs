@@ -223,6 +223,65 @@ public sealed class ConsulServiceCatalogTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task Configure_ConcurrentWithChurnAndReaders_EndsConsistent()
+    {
+        for (var i = 0; i < 4; i++)
+        {
+            _server.AddInstance("api", 9000 + i, id: $"a{i}");
+            _server.AddInstance("web", 8000 + i, id: $"w{i}");
+        }
+
+        // Two threads reconfigure (sets that add and drop services), one churns Consul, one reads snapshots and status.
+        var sets = new[]
+        {
+            Queries(("api", new ConsulServiceQuery("api"))),
+            Queries(("api", new ConsulServiceQuery("api")), ("web", new ConsulServiceQuery("web"))),
+            Queries(("web", new ConsulServiceQuery("web")), ("api-v", new ConsulServiceQuery("api", PassingOnly: false))),
+        };
+        using var stop = new CancellationTokenSource();
+        var configurers = Enumerable.Range(0, 2).Select(t => Task.Run(() =>
+        {
+            for (var i = 0; i < 150; i++)
+            {
+                _catalog.Configure(_client, sets[(i + t) % sets.Length]);
+            }
+        })).ToArray();
+        var churn = Task.Run(() =>
+        {
+            for (var i = 0; i < 100 && !stop.IsCancellationRequested; i++)
+            {
+                _server.SetHealth($"a{i % 4}", i % 2 == 0 ? HealthStatus.Critical : HealthStatus.Passing);
+            }
+        });
+        var reader = Task.Run(() =>
+        {
+            var reads = 0;
+            while (!stop.IsCancellationRequested && reads++ < 100_000)
+            {
+                var snapshot = _catalog.Current;
+                foreach (var (name, endpoints) in snapshot.Services)
+                {
+                    Assert.NotNull(endpoints);
+                    _ = _catalog.SyncStatusOf(name);
+                }
+            }
+        });
+
+        await Task.WhenAll(configurers).WaitAsync(Deadline);
+        await churn.WaitAsync(Deadline);
+        for (var i = 0; i < 4; i++)
+        {
+            _server.SetHealth($"a{i}", HealthStatus.Passing);
+        }
+
+        _catalog.Configure(_client, sets[1]);
+        await SnapshotAsync(s => Ports(s, "api") == "9000,9001,9002,9003" && Ports(s, "web") == "8000,8001,8002,8003" && !s.Services.ContainsKey("api-v"));
+        await stop.CancelAsync();
+        await reader.WaitAsync(Deadline);
+        await WaitAsync(() => _server.HeldQueries == 2, "one held query per Consul service once reconfiguring stops");
+    }
+
+    [Fact]
     public void ToEndpoints_DocumentedHealthSample_OneEndpointAtItsWeight()
     {
         var entries = JsonSerializer.Deserialize(File.ReadAllText(TestFixtures.Path("consul-api", "health-service.response.json")), ConsulJsonContext.Default.ListServiceEntry)!;
