@@ -375,7 +375,7 @@ public sealed partial class ConsulClient : IDisposable
                 handler.SslOptions.ClientCertificates = [certificate];
             }
         }
-        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException or System.Security.Cryptography.CryptographicException or ArgumentException)
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException or System.Security.Cryptography.CryptographicException or ArgumentException or ConsulException)
         {
             handler.Dispose();
             throw new ConsulException($"cannot load the TLS files for the Consul agent: {ex.Message}", ex);
