@@ -1,12 +1,19 @@
 // The cost of one Consul answer: parsing a health response, choosing endpoints, re-translating the routing state.
+using System.Diagnostics.Metrics;
 using System.Text;
 using System.Text.Json;
 using BenchmarkDotNet.Attributes;
 using Mesh.Discovery;
 using Mesh.Discovery.Consul;
 using Mesh.Sidecar.Configuration;
+using Mesh.Sidecar.Metrics;
+using Mesh.Sidecar.Security;
+using Mesh.Sidecar.Security.Identity;
+using Mesh.Sidecar.Security.Tls;
 using Mesh.Sidecar.Translation;
 using Mesh.Sidecar.Upstream;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging.Abstractions;
 
 namespace Mesh.Benchmarks;
 
@@ -22,6 +29,7 @@ public class ConsulDiscoveryBenchmarks
     private List<ServiceEntry> _entries = [];
     private StateTranslator _translator = null!;
     private UpstreamClients _clients = null!;
+    private UpstreamTlsClients _tls = null!;
     private MeshOptions _options = null!;
     private Dictionary<string, IServiceCatalog> _catalogs = null!;
     private MeshState _previous = null!;
@@ -50,7 +58,10 @@ public class ConsulDiscoveryBenchmarks
         _entries = JsonSerializer.Deserialize(_body, ConsulJsonContext.Default.ListServiceEntry)!;
 
         _clients = new UpstreamClients();
-        _translator = new StateTranslator(_clients);
+        var services = new ServiceCollection().AddMetrics().BuildServiceProvider();
+        var security = new SecurityMetrics(new MeshMetrics(services.GetRequiredService<IMeterFactory>()));
+        _tls = new UpstreamTlsClients(new IdentityManager([], new IdentityClock(TimeProvider.System), security, NullLoggerFactory.Instance), security, NullLoggerFactory.Instance);
+        _translator = new StateTranslator(_clients, _tls);
         _options = new MeshOptions
         {
             Listeners = [new ListenerOptions { Name = "outbound" }],
@@ -65,7 +76,11 @@ public class ConsulDiscoveryBenchmarks
     }
 
     [GlobalCleanup]
-    public void Cleanup() => _clients.Dispose();
+    public void Cleanup()
+    {
+        _tls.Dispose();
+        _clients.Dispose();
+    }
 
     [Benchmark]
     public int ParseHealthResponse() => JsonSerializer.Deserialize(_body, ConsulJsonContext.Default.ListServiceEntry)!.Count;

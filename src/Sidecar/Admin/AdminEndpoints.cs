@@ -5,12 +5,13 @@ using System.Text.Json.Nodes;
 using Mesh.Sidecar.Hosting;
 using Mesh.Sidecar.Listeners;
 using Mesh.Sidecar.Metrics;
+using Mesh.Sidecar.Security;
 using Mesh.Sidecar.Translation;
 
 namespace Mesh.Sidecar.Admin;
 
 /// <summary>Serves the admin listener. Paths are few and fixed, so a switch beats a router here.</summary>
-internal sealed class AdminEndpoints(MeshStateStore store, ListenerManager listeners, PrometheusExporter exporter, IHostApplicationLifetime lifetime, DiscoveryStatusReader discovery)
+internal sealed class AdminEndpoints(MeshStateStore store, ListenerManager listeners, PrometheusExporter exporter, IHostApplicationLifetime lifetime, IdentityAdmin identity, DiscoveryStatusReader discovery)
 {
     private static readonly JsonSerializerOptions Json = new(JsonSerializerDefaults.Web) { WriteIndented = true, Encoder = JavaScriptEncoder.UnsafeRelaxedJsonEscaping };
     private static readonly string[] SecretWords = ["token", "password", "secret", "privatekey", "key"];
@@ -21,8 +22,9 @@ internal sealed class AdminEndpoints(MeshStateStore store, ListenerManager liste
         "/ready" => ReadyAsync(context),
         "/admin/config" => ConfigAsync(context),
         "/admin/clusters" => ClustersAsync(context),
+        IdentityAdmin.Path => identity.HandleAsync(context),
         "/metrics" => Text(context, 200, exporter.Render(), "text/plain; version=0.0.4; charset=utf-8"),
-        "/" => Text(context, 200, "mesh-sidecar admin: /healthz /ready /admin/config /admin/clusters /metrics\n"),
+        "/" => Text(context, 200, "mesh-sidecar admin: /healthz /ready /admin/config /admin/clusters /admin/identity /metrics\n"),
         _ => Text(context, 404, $"no admin endpoint {context.Request.Path}\n"),
     };
 

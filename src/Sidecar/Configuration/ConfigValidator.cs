@@ -42,6 +42,7 @@ internal static partial class ConfigValidator
             ValidateConsulService(options, service, $"services.{name}", errors);
         }
 
+        ValidateSecurity(options, errors);
         ValidateConsul(options, errors);
 
         if (options.Performance.GcGen0SizeMb is < 0 or > 256)
