@@ -30,6 +30,19 @@ public sealed partial class ConsulIntentionAuthorizer(ConsulClient client, ILogg
     /// <summary>Entries kept before the expired ones are swept.</summary>
     public int MaxEntries { get; init; } = 10_000;
 
+    /// <summary>The answer (or the call under way) for this caller when one is cached; no allocation, for the request path.</summary>
+    public bool TryGetCached(string target, string clientCertUri, out Task<IntentionDecision> decision)
+    {
+        if (_cache.TryGetValue((target, clientCertUri), out var cached) && !cached.ExpiredAt(_time.GetTimestamp()))
+        {
+            decision = cached.Decision;
+            return true;
+        }
+
+        decision = null!;
+        return false;
+    }
+
     /// <summary>May the caller with <paramref name="clientCertUri"/> connect to <paramref name="target"/>?</summary>
     public Task<IntentionDecision> AuthorizeAsync(string target, string clientCertUri, string clientCertSerial, CancellationToken cancellationToken = default)
     {

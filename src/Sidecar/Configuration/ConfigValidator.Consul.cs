@@ -45,7 +45,22 @@ internal static partial class ConfigValidator
     {
         if (options.Consul is not { } consul)
         {
+            if (options.Identity.Source == "consul")
+            {
+                errors.Add(new ConfigError("identity.source", "the consul source needs the top-level \"consul\" block (the agent's address)"));
+            }
+
+            if (options.Authorization.ConsulIntentions)
+            {
+                errors.Add(new ConfigError("authorization.consulIntentions", "needs the top-level \"consul\" block (the agent that answers)"));
+            }
+
             return;
+        }
+
+        if (options.Authorization.ConsulIntentions && options.Identity.Source is null)
+        {
+            errors.Add(new ConfigError("authorization.consulIntentions", "intentions decide on verified callers; set identity.source and mtls on inbound listeners"));
         }
 
         var https = false;

@@ -11,6 +11,8 @@ using Mesh.Sidecar.L7;
 using Mesh.Sidecar.Listeners;
 using Mesh.Sidecar.Metrics;
 using Mesh.Sidecar.Security;
+using Mesh.Sidecar.Security.Authorization;
+using Mesh.Sidecar.Security.Identity;
 using Mesh.Sidecar.Translation;
 using Mesh.Sidecar.Upstream;
 using Mesh.Sidecar.Upstream.Http1;
@@ -127,6 +129,8 @@ internal static class SidecarHost
         services.AddSingleton<ConsulDiscovery>();
         services.AddSingleton<IDiscoveryConfigurator>(sp => sp.GetRequiredService<ConsulDiscovery>());
         services.AddSingleton<DiscoveryStatusReader>();
+        services.AddSingleton<ICertificateSourceFactory, ConsulCertificateSourceFactory>();
+        services.AddSingleton<ConsulIntentionsCheck>();
         services.AddSingleton<ConnectionHook>();
         services.AddSingleton<L4DataPath>();
         services.AddMeshSecurity();
