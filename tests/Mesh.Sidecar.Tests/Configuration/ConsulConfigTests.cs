@@ -215,6 +215,37 @@ public class ConsulConfigTests
     }
 
     [Fact]
+    public void Validate_ConsulIdentityWithoutBlock_ReportsIdentitySource()
+    {
+        SingleError(With(c => c["identity"] = new JsonObject { ["source"] = "consul" }), "identity.source", "the consul source needs the top-level \"consul\" block");
+    }
+
+    [Fact]
+    public void Validate_ConsulIntentionsWithoutBlock_Reported()
+    {
+        SingleError(With(c => c["authorization"] = new JsonObject { ["consulIntentions"] = true }), "authorization.consulIntentions", "needs the top-level \"consul\" block (the agent that answers)");
+    }
+
+    [Fact]
+    public void Validate_ConsulIntentionsWithoutIdentity_Reported()
+    {
+        SingleError(WithConsul(c => c["authorization"] = new JsonObject { ["consulIntentions"] = true }), "authorization.consulIntentions", "intentions decide on verified callers; set identity.source");
+    }
+
+    [Fact]
+    public void Validate_ConsulIdentityAndIntentions_Valid()
+    {
+        var result = WithConsul(c =>
+        {
+            c["identity"] = new JsonObject { ["source"] = "consul", ["trustDomain"] = "11111111-2222-3333-4444-555555555555.consul" };
+            c["authorization"] = new JsonObject { ["consulIntentions"] = true };
+        });
+
+        Assert.True(result.IsValid, string.Join("\n", result.Errors));
+        Assert.True(result.Options!.Authorization.ConsulIntentions);
+    }
+
+    [Fact]
     public void Validate_UnknownKeyInConsulBlock_ReportsKnownKeys()
     {
         var result = WithConsul(c => Consul(c)["adress"] = "x");
