@@ -48,7 +48,7 @@ public class Http1ClientBenchmarks : IDisposable
     public long CopyResponseHead()
     {
         _context.Response.Headers.Clear();
-        Http1Forwarder.CopyHeaders(_connection, ResponseHead.AsSpan(0, ResponseHead.Length - 2), _context.Response, 200, false, out var length, out _);
+        Http1Forwarder.CopyHeaders(_connection, ResponseHead.AsSpan(0, ResponseHead.Length - 2), _context.Response, 200, false, false, out var length, out _);
         return length;
     }
 

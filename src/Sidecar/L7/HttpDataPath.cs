@@ -8,6 +8,7 @@ using Mesh.Sidecar.Listeners;
 using Mesh.Sidecar.Metrics;
 using Mesh.Sidecar.Routing;
 using Mesh.Sidecar.Translation;
+using Mesh.Sidecar.Upstream;
 using Mesh.Sidecar.Upstream.Http1;
 using Yarp.ReverseProxy.Forwarder;
 
@@ -44,6 +45,14 @@ internal sealed partial class HttpDataPath(
     {
         var started = Stopwatch.GetTimestamp();
         var state = store.Current;
+
+        // 1a. Request check: header names must be tokens and values free of CR, LF and NUL (HTTP/2 lets them through), else 400 on both upstream paths.
+        if (HttpSyntax.FindInvalidRequestHeader(context.Request.Headers) is not null)
+        {
+            await RespondAsync(context, StatusCodes.Status400BadRequest, "a request header name is not a token, or its value holds CR, LF or NUL\n").ConfigureAwait(false);
+            metrics.RequestCompleted("", "", StatusCodes.Status400BadRequest, started);
+            return;
+        }
 
         // 2. Route: first match in this listener's table (host, path, method, headers, query, cookies).
         var route = state.RoutesFor(listener.Name).Match(context.Request);
