@@ -110,9 +110,10 @@ internal sealed partial class Http1Forwarder
             switch (Hop(name))
             {
                 case HopHeader.ContentLength:
-                    if (!TryParseLength(value, out var parsed) || (length >= 0 && length != parsed))
+                    // One field, digits only: a second one, even with the same value, is refused as HttpClient refuses it.
+                    if (length >= 0 || !TryParseLength(value, out var parsed))
                     {
-                        throw new Http1UpstreamException("an invalid Content-Length");
+                        throw new Http1UpstreamException("an invalid or repeated Content-Length");
                     }
 
                     length = parsed;
