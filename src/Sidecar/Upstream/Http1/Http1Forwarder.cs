@@ -209,7 +209,7 @@ internal sealed partial class Http1Forwarder(ILogger<Http1Forwarder> logger)
                     // The whole body is in Kestrel's pipe: send it now. Kestrel flushes at the end of a
                     // response only while its head is unsent, so a body that outgrew one read would
                     // otherwise wait for the client's next response.
-                    var flushed = await writer.FlushAsync().ConfigureAwait(false);
+                    var flushed = await FlushWrittenAsync(writer).ConfigureAwait(false);
                     if (flushed.IsCompleted || flushed.IsCanceled)
                     {
                         return ForwarderError.ResponseBodyClient;
@@ -290,6 +290,13 @@ internal sealed partial class Http1Forwarder(ILogger<Http1Forwarder> logger)
         return error;
     }
 
+    /// <summary>
+    /// Flushes body bytes written and not yet sent; with none, nothing happens, so an empty body
+    /// leaves the response unstarted and Kestrel frames it with <c>Content-Length: 0</c>, as on the YARP path.
+    /// </summary>
+    private static ValueTask<FlushResult> FlushWrittenAsync(PipeWriter writer) =>
+        writer.CanGetUnflushedBytes && writer.UnflushedBytes == 0 ? default : writer.FlushAsync();
+
     /// <summary>Receives more response bytes after the unread ones, compacting or growing the buffer; 0 at end of stream.</summary>
     private static ValueTask<int> FillAsync(Http1Connection connection, int limit)
     {
@@ -352,7 +359,7 @@ internal sealed partial class Http1Forwarder(ILogger<Http1Forwarder> logger)
         while (length > 0)
         {
             // Hand what we have to the client before waiting on upstream again.
-            var flushed = await writer.FlushAsync().ConfigureAwait(false);
+            var flushed = await FlushWrittenAsync(writer).ConfigureAwait(false);
             if (flushed.IsCompleted || flushed.IsCanceled)
             {
                 return false;
@@ -387,7 +394,7 @@ internal sealed partial class Http1Forwarder(ILogger<Http1Forwarder> logger)
 
         while (true)
         {
-            var flushed = await writer.FlushAsync().ConfigureAwait(false);
+            var flushed = await FlushWrittenAsync(writer).ConfigureAwait(false);
             if (flushed.IsCompleted || flushed.IsCanceled)
             {
                 return false;
@@ -464,7 +471,7 @@ internal sealed partial class Http1Forwarder(ILogger<Http1Forwarder> logger)
             }
 
             // Hand the chunks so far to the client before waiting (server-sent events and other streams).
-            await writer.FlushAsync().ConfigureAwait(false);
+            await FlushWrittenAsync(writer).ConfigureAwait(false);
             connection.Touch(timeoutMs);
 
             if (await FillAsync(connection, MaxResponseHeadBytes).ConfigureAwait(false) == 0)

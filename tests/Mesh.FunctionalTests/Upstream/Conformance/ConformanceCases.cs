@@ -27,7 +27,7 @@ public enum Verdict
 /// <param name="Name">Its name; scripted cases answer <c>/case/{Name}/{nonce}</c>.</param>
 /// <param name="Target">The request-target, given a nonce that makes each request unique.</param>
 /// <param name="LateBytes">The upstream sends bytes after the response (a pause later): the next request waits for them to be out.</param>
-public sealed record ConformanceCase(string Name, Upstream Upstream, string Method, Func<string, string> Target, Verdict Verdict, byte[]? Body = null, bool LateBytes = false)
+public sealed record ConformanceCase(string Name, UpstreamKind Upstream, string Method, Func<string, string> Target, Verdict Verdict, byte[]? Body = null, bool LateBytes = false)
 {
     internal Script? Script { get; init; }
 
@@ -182,37 +182,37 @@ public static class ConformanceCases
         // Upstreams nobody here wrote.
         foreach (var size in PeerProcess.FileSizes)
         {
-            yield return Peer($"nginx-file-{size}", Upstream.Nginx, "GET", $"/files/{size}");
+            yield return Peer($"nginx-file-{size}", UpstreamKind.Nginx, "GET", $"/files/{size}");
         }
 
-        yield return Peer("nginx-head-65536", Upstream.Nginx, "HEAD", "/files/65536");
-        yield return Peer("python-small", Upstream.Python, "GET", "/small");
-        yield return Peer("python-head-small", Upstream.Python, "HEAD", "/small");
-        yield return Peer("python-size-20000", Upstream.Python, "GET", "/size/20000");
-        yield return Peer("python-until-close", Upstream.Python, "GET", "/close");
-        yield return Peer("python-chunked", Upstream.Python, "GET", "/chunked/5");
-        yield return Peer("python-204", Upstream.Python, "GET", "/204");
-        yield return Peer("python-post", Upstream.Python, "POST", "/post", PeerProcess.Pattern(1024 * 1024));
-        yield return Peer("node-size-5120", Upstream.Node, "GET", "/size/5120");
-        yield return Peer("node-head-5120", Upstream.Node, "HEAD", "/size/5120");
-        yield return Peer("node-size-1mib", Upstream.Node, "GET", "/size/1048576");
-        yield return Peer("node-chunked", Upstream.Node, "GET", "/chunked/10");
-        yield return Peer("node-204", Upstream.Node, "GET", "/204");
-        yield return Peer("node-post", Upstream.Node, "POST", "/post", PeerProcess.Pattern(5000));
-        yield return Peer("kestrel-size-4097", Upstream.Kestrel, "GET", "/size/4097");
-        yield return Peer("kestrel-size-1mib", Upstream.Kestrel, "GET", "/size/1048576");
-        yield return Peer("kestrel-chunked", Upstream.Kestrel, "GET", "/chunked/5");
-        yield return Peer("kestrel-204", Upstream.Kestrel, "GET", "/204");
-        yield return Peer("kestrel-post", Upstream.Kestrel, "POST", "/post", PeerProcess.Pattern(100_000));
+        yield return Peer("nginx-head-65536", UpstreamKind.Nginx, "HEAD", "/files/65536");
+        yield return Peer("python-small", UpstreamKind.Python, "GET", "/small");
+        yield return Peer("python-head-small", UpstreamKind.Python, "HEAD", "/small");
+        yield return Peer("python-size-20000", UpstreamKind.Python, "GET", "/size/20000");
+        yield return Peer("python-until-close", UpstreamKind.Python, "GET", "/close");
+        yield return Peer("python-chunked", UpstreamKind.Python, "GET", "/chunked/5");
+        yield return Peer("python-204", UpstreamKind.Python, "GET", "/204");
+        yield return Peer("python-post", UpstreamKind.Python, "POST", "/post", PeerProcess.Pattern(1024 * 1024));
+        yield return Peer("node-size-5120", UpstreamKind.Node, "GET", "/size/5120");
+        yield return Peer("node-head-5120", UpstreamKind.Node, "HEAD", "/size/5120");
+        yield return Peer("node-size-1mib", UpstreamKind.Node, "GET", "/size/1048576");
+        yield return Peer("node-chunked", UpstreamKind.Node, "GET", "/chunked/10");
+        yield return Peer("node-204", UpstreamKind.Node, "GET", "/204");
+        yield return Peer("node-post", UpstreamKind.Node, "POST", "/post", PeerProcess.Pattern(5000));
+        yield return Peer("kestrel-size-4097", UpstreamKind.Kestrel, "GET", "/size/4097");
+        yield return Peer("kestrel-size-1mib", UpstreamKind.Kestrel, "GET", "/size/1048576");
+        yield return Peer("kestrel-chunked", UpstreamKind.Kestrel, "GET", "/chunked/5");
+        yield return Peer("kestrel-204", UpstreamKind.Kestrel, "GET", "/204");
+        yield return Peer("kestrel-post", UpstreamKind.Kestrel, "POST", "/post", PeerProcess.Pattern(100_000));
     }
 
     private static ConformanceCase Scripted(string name, Verdict verdict, params Step[] steps) =>
         Scripted(name, verdict, new Script(_ => steps));
 
     private static ConformanceCase Scripted(string name, Verdict verdict, Script script) =>
-        new(name, Upstream.Scripted, "GET", nonce => $"/case/{name}/{nonce}", verdict) { Script = script };
+        new(name, UpstreamKind.Scripted, "GET", nonce => $"/case/{name}/{nonce}", verdict) { Script = script };
 
-    private static ConformanceCase Peer(string name, Upstream upstream, string method, string path, byte[]? body = null) =>
+    private static ConformanceCase Peer(string name, UpstreamKind upstream, string method, string path, byte[]? body = null) =>
         new(name, upstream, method, nonce => $"{path}?n={nonce}", Verdict.Same, body);
 
     private static IEnumerable<string> Cut(string text, int[] at)

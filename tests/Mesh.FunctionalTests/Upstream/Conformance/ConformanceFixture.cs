@@ -6,7 +6,7 @@ using Microsoft.AspNetCore.Http.Features;
 namespace Mesh.FunctionalTests.Upstream.Conformance;
 
 /// <summary>The upstreams a case can run against.</summary>
-public enum Upstream
+public enum UpstreamKind
 {
     Scripted,
     Python,
@@ -52,10 +52,10 @@ public sealed class ConformanceFixture : IAsyncLifetime
 
     internal ScriptedServer Scripted { get; } = new();
 
-    public static string HostOf(Upstream upstream) => upstream.ToString().ToLowerInvariant() + ".test";
+    public static string HostOf(UpstreamKind upstream) => upstream.ToString().ToLowerInvariant() + ".test";
 
     /// <summary>The port a client connects to for <paramref name="path"/>: a sidecar's listener, or the upstream itself.</summary>
-    public int PortOf(RoutePath path, Upstream upstream) => path switch
+    public int PortOf(RoutePath path, UpstreamKind upstream) => path switch
     {
         RoutePath.Mesh => _mesh!.Listener().Port,
         RoutePath.Yarp => _yarp!.Listener().Port,
@@ -96,12 +96,12 @@ public sealed class ConformanceFixture : IAsyncLifetime
         }
     }
 
-    private int UpstreamPort(Upstream upstream) => upstream switch
+    private int UpstreamPort(UpstreamKind upstream) => upstream switch
     {
-        Upstream.Scripted => Scripted.Port,
-        Upstream.Python => _python!.Port,
-        Upstream.Node => _node!.Port,
-        Upstream.Nginx => _nginx!.Port,
+        UpstreamKind.Scripted => Scripted.Port,
+        UpstreamKind.Python => _python!.Port,
+        UpstreamKind.Node => _node!.Port,
+        UpstreamKind.Nginx => _nginx!.Port,
         _ => _kestrel!.Port,
     };
 
@@ -110,8 +110,8 @@ public sealed class ConformanceFixture : IAsyncLifetime
         service = new { name = "conformance", address = "127.0.0.1", port = 0 },
         admin = new { address = "127.0.0.1", port = 0 },
         listeners = new object[] { new { name = "outbound", address = "127.0.0.1", port = 0, direction = "outbound", protocol = "http" } },
-        routes = Enum.GetValues<Upstream>().Select(u => new { name = u.ToString().ToLowerInvariant(), service = u.ToString().ToLowerInvariant(), match = new { hosts = new[] { HostOf(u) } } }).ToArray(),
-        services = Enum.GetValues<Upstream>().ToDictionary(u => u.ToString().ToLowerInvariant(), u => (object)new
+        routes = Enum.GetValues<UpstreamKind>().Select(u => new { name = u.ToString().ToLowerInvariant(), service = u.ToString().ToLowerInvariant(), match = new { hosts = new[] { HostOf(u) } } }).ToArray(),
+        services = Enum.GetValues<UpstreamKind>().ToDictionary(u => u.ToString().ToLowerInvariant(), u => (object)new
         {
             endpoints = new[] { new { address = "127.0.0.1", port = UpstreamPort(u) } },
             protocol = "http1",

@@ -202,5 +202,5 @@ public sealed class RequestConformanceTests
 
     private static string Describe(int value) => value.ToString(CultureInfo.InvariantCulture);
 
-    private int Port(RoutePath path) => _fixture.PortOf(path, Upstream.Scripted);
+    private int Port(RoutePath path) => _fixture.PortOf(path, UpstreamKind.Scripted);
 }

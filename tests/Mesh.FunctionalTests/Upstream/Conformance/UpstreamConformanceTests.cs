@@ -122,7 +122,7 @@ public sealed class UpstreamConformanceTests(ConformanceFixture fixture)
         {
             var client = kind == ClientKind.Pipelined ? null : fixture.Client(path, kind);
             outcome = client is null ? (await ConformanceClients.PipelineAsync(port, spec))[0] : await ConformanceClients.SendAsync(client, port, spec);
-            if (row.Upstream == Upstream.Scripted && fixture.Scripted.SeenWith(nonce).Count > 0)
+            if (row.Upstream == UpstreamKind.Scripted && fixture.Scripted.SeenWith(nonce).Count > 0)
             {
                 // Late bytes are out (or the script is over) before the next request goes.
                 await fixture.Scripted.FinishedAsync(nonce);
