@@ -108,11 +108,11 @@ public static class ConformanceCases
 
         // Framing conflicts.
         yield return Scripted("cl-and-te", Verdict.Same, new Send("HTTP/1.1 200 OK\r\nContent-Length: 999\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n"));
-        yield return Scripted("two-cl", Verdict.MeshStricter, new Send("HTTP/1.1 200 OK\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\nhello!"), new Close());
+        yield return Scripted("two-cl", Verdict.Refused, new Send("HTTP/1.1 200 OK\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\nhello!"), new Close());
         yield return Scripted("cl-dup-same", Verdict.Refused, new Send("HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Length: 2\r\n\r\nok"));
-        yield return Scripted("cl-plus", Verdict.MeshStricter, new Send("HTTP/1.1 200 OK\r\nContent-Length: +5\r\n\r\nhello"), new Close());
-        yield return Scripted("cl-minus-zero", Verdict.MeshStricter, new Send("HTTP/1.1 200 OK\r\nContent-Length: -0\r\n\r\n"), new Close());
-        yield return Scripted("cl-list", Verdict.MeshStricter, new Send("HTTP/1.1 200 OK\r\nContent-Length: 5, 5\r\n\r\nhello"), new Close());
+        yield return Scripted("cl-plus", Verdict.Refused, new Send("HTTP/1.1 200 OK\r\nContent-Length: +5\r\n\r\nhello"), new Close());
+        yield return Scripted("cl-minus-zero", Verdict.Refused, new Send("HTTP/1.1 200 OK\r\nContent-Length: -0\r\n\r\n"), new Close());
+        yield return Scripted("cl-list", Verdict.Refused, new Send("HTTP/1.1 200 OK\r\nContent-Length: 5, 5\r\n\r\nhello"), new Close());
         yield return Scripted("te-xchunked", Verdict.Same, new Send("HTTP/1.1 200 OK\r\nTransfer-Encoding: xchunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n"), new Close());
         yield return Scripted("te-split", Verdict.Same, new Send("HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n"));
         yield return Scripted("te-chunked-not-last", Verdict.MeshStricter, new Send("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked, gzip\r\n\r\n5\r\nhello\r\n0\r\n\r\n"), new Close());

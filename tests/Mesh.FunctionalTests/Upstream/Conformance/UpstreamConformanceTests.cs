@@ -7,6 +7,7 @@ namespace Mesh.FunctionalTests.Upstream.Conformance;
 public sealed class UpstreamConformanceTests(ConformanceFixture fixture)
 {
     private static readonly RoutePath[] Proxies = [RoutePath.Mesh, RoutePath.Yarp];
+    private static readonly Lock ReportLock = new();
 
     public static TheoryData<string> Cases => ConformanceCases.Names;
 
@@ -83,6 +84,15 @@ public sealed class UpstreamConformanceTests(ConformanceFixture fixture)
                     Check(mesh.IsRefusal || Answers(mesh, row.Answer), $"mesh {kind} neither refused nor gave the upstream's answer");
                     Check(yarp.IsRefusal || Answers(yarp, row.Answer), $"yarp {kind} neither refused nor gave the upstream's answer");
                     break;
+            }
+        }
+
+        if (Environment.GetEnvironmentVariable("MESH_CONFORMANCE_REPORT") is { Length: > 0 } file)
+        {
+            // What every path gave, for docs/configuration.md's table of where Mesh is stricter than YARP.
+            lock (ReportLock)
+            {
+                File.AppendAllText(file, report.ToString());
             }
         }
 
