@@ -191,6 +191,17 @@ internal sealed partial class Http1Forwarder(ILogger<Http1Forwarder> logger)
                     return ForwarderError.ResponseBodyClient;
                 }
 
+                // The whole body is in Kestrel's pipe: send it now. Kestrel flushes at the end of a
+                // response only while its head is unsent, so a body that outgrew one read would
+                // otherwise wait for the client's next response. (Before the connection goes back:
+                // a flush that throws must not find it in the pool.)
+                var clientGone = false;
+                if (framing != Framing.None)
+                {
+                    var flushed = await FlushWrittenAsync(writer).ConfigureAwait(false);
+                    clientGone = flushed.IsCompleted || flushed.IsCanceled;
+                }
+
                 // Reuse only when the framing ended exactly where the bytes did; anything past it
                 // (an extra response, a body on a 204) means the stream is out of step.
                 reusable &= connection.ReadStart == connection.ReadEnd;
@@ -204,19 +215,7 @@ internal sealed partial class Http1Forwarder(ILogger<Http1Forwarder> logger)
                     connection.Dispose();
                 }
 
-                if (framing != Framing.None)
-                {
-                    // The whole body is in Kestrel's pipe: send it now. Kestrel flushes at the end of a
-                    // response only while its head is unsent, so a body that outgrew one read would
-                    // otherwise wait for the client's next response.
-                    var flushed = await FlushWrittenAsync(writer).ConfigureAwait(false);
-                    if (flushed.IsCompleted || flushed.IsCanceled)
-                    {
-                        return ForwarderError.ResponseBodyClient;
-                    }
-                }
-
-                return ForwarderError.None;
+                return clientGone ? ForwarderError.ResponseBodyClient : ForwarderError.None;
             }
             catch (Http1RequestRefusedException ex)
             {
