@@ -24,6 +24,12 @@ public sealed record MeshOptions
 
     /// <summary>Process-level speed settings (read at start only).</summary>
     public PerformanceOptions Performance { get; init; } = new();
+
+    /// <summary>This sidecar's SPIFFE identity and certificate source (mTLS).</summary>
+    public IdentityOptions Identity { get; init; } = new();
+
+    /// <summary>Who may call the local app through inbound listeners.</summary>
+    public AuthorizationOptions Authorization { get; init; } = new();
 }
 
 /// <summary>The local application that inbound traffic is delivered to.</summary>
@@ -93,6 +99,9 @@ public sealed record ListenerOptions
     /// connection as a server-first protocol and sending it to <see cref="Service"/>.
     /// </summary>
     public int DetectTimeoutMs { get; init; } = 100;
+
+    /// <summary>Inbound <c>http</c> and <c>tcp</c> listeners: <c>off</c>, <c>strict</c> or <c>permissive</c> mTLS from peer sidecars.</summary>
+    public string Mtls { get; init; } = MtlsModes.Off;
 }
 
 /// <summary>Per-connection TCP proxy settings.</summary>
@@ -119,6 +128,9 @@ public sealed record TlsPassthroughOptions
 
     /// <summary>How long to wait for a whole ClientHello.</summary>
     public int PeekTimeoutMs { get; init; } = 5000;
+
+    /// <summary><c>http</c> listeners: edge certificates, chosen by SNI, that terminate TLS for ordinary clients.</summary>
+    public IReadOnlyList<ServerCertificateOptions> Certificates { get; init; } = [];
 }
 
 /// <summary>One SNI route.</summary>
@@ -276,6 +288,9 @@ public sealed record ServiceOptions
 
     /// <summary>Longest wait for upstream activity (headers or body), in milliseconds.</summary>
     public int RequestTimeoutMs { get; init; } = 100_000;
+
+    /// <summary>TLS to the endpoints: off, mesh (mTLS to peer sidecars) or tls.</summary>
+    public UpstreamTlsOptions Tls { get; init; } = new();
 }
 
 /// <summary>A static endpoint.</summary>

@@ -1,5 +1,6 @@
 // A service at runtime: its endpoints, its balancer and how to talk to it upstream.
 using Mesh.Sidecar.LoadBalancing;
+using Mesh.Sidecar.Security.Tls;
 using Mesh.Sidecar.Upstream.Http1;
 using Yarp.ReverseProxy.Forwarder;
 
@@ -14,7 +15,8 @@ internal sealed class Cluster(
     HashKeySelector? hashKey,
     HttpMessageInvoker invoker,
     ForwarderRequestConfig requestConfig,
-    Http1Settings? http1 = null)
+    Http1Settings? http1 = null,
+    UpstreamTls? tls = null)
 {
     public string Name { get; } = name;
 
@@ -33,4 +35,7 @@ internal sealed class Cluster(
 
     /// <summary>Set when requests may go through Mesh's own HTTP/1.1 client instead of YARP's forwarder.</summary>
     public Http1Settings? Http1 { get; } = http1;
+
+    /// <summary>Set when endpoints are reached over TLS (<c>mesh</c> or <c>tls</c> mode); L4 listeners open TLS with it.</summary>
+    public UpstreamTls? Tls { get; } = tls;
 }

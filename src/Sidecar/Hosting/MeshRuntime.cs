@@ -4,6 +4,7 @@ using Mesh.Discovery.Static;
 using Mesh.Sidecar.Configuration;
 using Mesh.Sidecar.Listeners;
 using Mesh.Sidecar.Metrics;
+using Mesh.Sidecar.Security;
 using Mesh.Sidecar.Translation;
 
 namespace Mesh.Sidecar.Hosting;
@@ -19,6 +20,7 @@ internal sealed partial class MeshRuntime : IAsyncDisposable
     private readonly StaticServiceCatalog _static;
     private readonly Dictionary<string, IServiceCatalog> _catalogs;
     private readonly ListenerManager _listeners;
+    private readonly SecurityRuntime _security;
     private readonly MeshMetrics _metrics;
     private readonly ILogger<MeshRuntime> _logger;
     private readonly SemaphoreSlim _gate = new(1, 1);
@@ -33,6 +35,7 @@ internal sealed partial class MeshRuntime : IAsyncDisposable
         StaticServiceCatalog staticCatalog,
         IEnumerable<IServiceCatalog> catalogs,
         ListenerManager listeners,
+        SecurityRuntime security,
         MeshMetrics metrics,
         ILogger<MeshRuntime> logger)
     {
@@ -42,6 +45,7 @@ internal sealed partial class MeshRuntime : IAsyncDisposable
         _catalogs = catalogs.ToDictionary(c => c.Name, StringComparer.Ordinal);
         _catalogs[_static.Name] = _static;
         _listeners = listeners;
+        _security = security;
         _metrics = metrics;
         _logger = logger;
     }
@@ -52,11 +56,21 @@ internal sealed partial class MeshRuntime : IAsyncDisposable
         await _gate.WaitAsync(cancellationToken).ConfigureAwait(false);
         try
         {
+            // Identity, certificates and upstream TLS load first: a bad file rejects the config before any socket changes.
+            var security = await _security.PrepareAsync(options, cancellationToken).ConfigureAwait(false);
+            if (security.Errors.Count > 0)
+            {
+                return security.Errors;
+            }
+
             var errors = await _listeners.ApplyAsync(options, cancellationToken).ConfigureAwait(false);
             if (errors.Count > 0)
             {
+                await _security.AbandonAsync(security).ConfigureAwait(false);
                 return errors;
             }
+
+            _security.Commit(security);
 
             _static.Update(StaticEndpoints(options));
             var previous = _store.HasState ? _store.Current : null;
