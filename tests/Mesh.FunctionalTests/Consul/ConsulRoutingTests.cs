@@ -78,8 +78,7 @@ public sealed class ConsulRoutingTests(ITestOutputHelper output) : IAsyncLifetim
     {
         await using var python = await PythonHttpServer.StartAsync("python-upstream");
         _consul.AddInstance("files", python.Port);
-        // Through YARP for now: Mesh's own HTTP/1.1 client stalls on Python's head-then-body writes (issue 9, defect 1).
-        await using var sidecar = await TestSidecar.StartAsync(ConsulHarness.Outbound(_consul, service: "files", meshHttp1Client: false));
+        await using var sidecar = await TestSidecar.StartAsync(ConsulHarness.Outbound(_consul, service: "files"));
         using var client = Clients.Http1();
 
         using var response = await client.GetAsync(new Uri(sidecar.Listener(), "/whoami.txt"));
