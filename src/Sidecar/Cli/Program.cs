@@ -46,9 +46,13 @@ internal static class Program
     public static Task<int> InvokeAsync(string[] args, TextWriter output, TextWriter error) =>
         InvokeAsync(args, output, error, CancellationToken.None);
 
+    /// <summary>As <see cref="InvokeAsync(string[], TextWriter, TextWriter)"/>; <paramref name="stop"/> ends a <c>run</c> as SIGTERM would.</summary>
+    public static Task<int> InvokeAsync(string[] args, TextWriter output, TextWriter error, CancellationToken stop) =>
+        InvokeCoreAsync(args, output, error, stop);
+
     // The process entry owns the signals, so System.CommandLine's own handling (which waits only
     // two seconds) is off; the token is cancelled by the signal handlers instead.
-    private static Task<int> InvokeAsync(string[] args, TextWriter output, TextWriter error, CancellationToken stop)
+    private static Task<int> InvokeCoreAsync(string[] args, TextWriter output, TextWriter error, CancellationToken stop)
     {
         var root = BuildCommand(output, error);
         var parsed = root.Parse(ConfigOverrides.Normalise(args));

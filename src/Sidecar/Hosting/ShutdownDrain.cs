@@ -25,6 +25,7 @@ internal sealed partial class ShutdownDrain(ILogger<ShutdownDrain> logger)
     // request may end on another processor than it started on; only the sum means anything.
     private readonly Stripe[] _requests = new Stripe[Environment.ProcessorCount];
     private int _draining;
+    private int _drainStarted;
 
     /// <summary>True from the moment a drain starts: <c>/ready</c> answers 503.</summary>
     public bool IsDraining => Volatile.Read(ref _draining) != 0;
@@ -46,6 +47,12 @@ internal sealed partial class ShutdownDrain(ILogger<ShutdownDrain> logger)
 
     /// <summary>Open proxy HTTP connections.</summary>
     public int HttpConnections => _connections.Count;
+
+    /// <summary>
+    /// The sidecar is leaving: <c>/ready</c> answers 503 from now on while everything keeps serving
+    /// (Consul deregistration and its grace period come before the drain itself).
+    /// </summary>
+    public void BeginLeaving() => Volatile.Write(ref _draining, 1);
 
     /// <summary>Counts one proxy request until the returned scope is disposed.</summary>
     public RequestScope TrackRequest()
@@ -85,10 +92,12 @@ internal sealed partial class ShutdownDrain(ILogger<ShutdownDrain> logger)
     public async Task<bool> DrainAsync(ListenerManager listeners, TimeSpan deadline)
     {
         ArgumentNullException.ThrowIfNull(listeners);
-        if (Interlocked.Exchange(ref _draining, 1) != 0)
+        if (Interlocked.Exchange(ref _drainStarted, 1) != 0)
         {
             return true;
         }
+
+        BeginLeaving();
 
         var started = Stopwatch.GetTimestamp();
         Log.DrainStarted(logger, deadline.TotalMilliseconds, RequestsInFlight, HttpConnections, listeners.ActiveL4Connections);

@@ -2,6 +2,7 @@
 using System.Collections;
 using System.Net;
 using Mesh.Discovery;
+using Mesh.Discovery.Consul;
 using Mesh.Discovery.Static;
 using Mesh.Sidecar.Admin;
 using Mesh.Sidecar.Configuration;
@@ -10,6 +11,8 @@ using Mesh.Sidecar.L7;
 using Mesh.Sidecar.Listeners;
 using Mesh.Sidecar.Metrics;
 using Mesh.Sidecar.Security;
+using Mesh.Sidecar.Security.Authorization;
+using Mesh.Sidecar.Security.Identity;
 using Mesh.Sidecar.Translation;
 using Mesh.Sidecar.Upstream;
 using Mesh.Sidecar.Upstream.Http1;
@@ -72,6 +75,8 @@ internal static class SidecarHost
             throw new SidecarConfigException(errors);
         }
 
+        // Services read from Consul get their first endpoints before the sidecar counts as started (bounded: an unreachable agent only delays).
+        await app.Services.GetRequiredService<ConsulDiscovery>().WaitForFirstAnswersAsync(TimeSpan.FromSeconds(5), cancellationToken).ConfigureAwait(false);
         runtime.StartWatching(launch.ConfigPath, content, Load, launch.ReloadInterval);
         return new RunningSidecar(app);
     }
@@ -118,6 +123,14 @@ internal static class SidecarHost
         services.AddSingleton<StateTranslator>();
         services.AddSingleton<MeshStateStore>();
         services.AddSingleton<StaticServiceCatalog>();
+        services.AddSingleton(sp => new ConsulServiceCatalog(sp.GetRequiredService<ILogger<ConsulServiceCatalog>>()));
+        services.AddSingleton<IServiceCatalog>(sp => sp.GetRequiredService<ConsulServiceCatalog>());
+        services.AddSingleton<ConsulRegistration>();
+        services.AddSingleton<ConsulDiscovery>();
+        services.AddSingleton<IDiscoveryConfigurator>(sp => sp.GetRequiredService<ConsulDiscovery>());
+        services.AddSingleton<DiscoveryStatusReader>();
+        services.AddSingleton<ICertificateSourceFactory, ConsulCertificateSourceFactory>();
+        services.AddSingleton<ConsulIntentionsCheck>();
         services.AddSingleton<ConnectionHook>();
         services.AddSingleton<L4DataPath>();
         services.AddMeshSecurity();
@@ -130,7 +143,8 @@ internal static class SidecarHost
             sp.GetRequiredService<ListenerManager>(),
             sp.GetRequiredService<SecurityRuntime>(),
             sp.GetRequiredService<MeshMetrics>(),
-            sp.GetRequiredService<ILogger<MeshRuntime>>()));
+            sp.GetRequiredService<ILogger<MeshRuntime>>(),
+            sp.GetServices<IDiscoveryConfigurator>()));
         services.AddSingleton<AdminEndpoints>();
         services.AddSingleton<HttpDataPath>();
         services.AddSingleton<ShutdownDrain>();
@@ -259,6 +273,12 @@ internal sealed class RunningSidecar(WebApplication app) : IAsyncDisposable
         {
             return;
         }
+
+        // /ready answers 503 from this moment. Leave Consul first, then give peers the grace period
+        // to stop sending here, still serving; the drain comes after.
+        var drain = App.Services.GetRequiredService<ShutdownDrain>();
+        drain.BeginLeaving();
+        await App.Services.GetRequiredService<ConsulRegistration>().DeregisterAsync().ConfigureAwait(false);
 
         // Stop reloading first: a reload must not bind sockets while the drain closes them.
         await App.Services.GetRequiredService<MeshRuntime>().DisposeAsync().ConfigureAwait(false);

@@ -8,6 +8,7 @@ using System.Text.Json.Nodes;
 using System.Text.RegularExpressions;
 using Mesh.FunctionalTests.Infrastructure;
 using Mesh.Sidecar.Cli;
+using ConsulTestServer = Mesh.Tests.Consul.ConsulTestServer;
 
 namespace Mesh.FunctionalTests.Configuration;
 
@@ -68,14 +69,21 @@ public sealed partial class DocumentedMessagesTests
         Assert.True(quotes.Count > 60, $"only {quotes.Count} messages found in the docs; did the quoting change?");
     }
 
-    /// <summary>Inline spans that read like messages, and the lines of text blocks that show program output.</summary>
+    /// <summary>
+    /// Inline spans that read like messages (anywhere), every span with a space in a "Messages" block
+    /// (the paragraph or list after a line that says Message or Messages), and the lines of text
+    /// blocks that show program output.
+    /// </summary>
     private static HashSet<string> Quotes(string doc)
     {
         var quotes = new HashSet<string>(StringComparer.Ordinal);
+        var lines = doc.Split('\n');
         var inText = false;
-        foreach (var raw in doc.Split('\n'))
+        var inMessages = false;
+        var seenList = false;
+        for (var i = 0; i < lines.Length; i++)
         {
-            var line = raw.Trim();
+            var line = lines[i].Trim();
             if (line.StartsWith("```", StringComparison.Ordinal))
             {
                 inText = !inText && line == "```text";
@@ -92,11 +100,27 @@ public sealed partial class DocumentedMessagesTests
                 continue;
             }
 
+            if (line.Length == 0)
+            {
+                // A blank line ends a Messages block, unless its list is still to come.
+                var next = Array.FindIndex(lines, i + 1, l => l.Trim().Length > 0);
+                inMessages &= !seenList && next >= 0 && lines[next].TrimStart().StartsWith("- ", StringComparison.Ordinal);
+                continue;
+            }
+
+            if (MessagesHeading().IsMatch(line))
+            {
+                inMessages = true;
+                seenList = false;
+            }
+
+            seenList |= inMessages && line.StartsWith("- ", StringComparison.Ordinal);
             foreach (Match span in InlineCode().Matches(line))
             {
-                if (IsMessage(span.Groups[1].Value))
+                var text = span.Groups[1].Value;
+                if (IsMessage(text) || (inMessages && text.Contains(' ', StringComparison.Ordinal)))
                 {
-                    quotes.Add(span.Groups[1].Value);
+                    quotes.Add(text);
                 }
             }
         }
@@ -108,7 +132,7 @@ public sealed partial class DocumentedMessagesTests
 
     /// <summary>
     /// The quote as a pattern. Docs write placeholders where a value varies: PATH, FILE, NAME,
-    /// KEY, CERT, DIR (file names), REASON, N (a number), L and C (line and column), "..." (the rest), "a, b, c" (a list),
+    /// KEY, CERT, DIR (file names), ID (Consul's cluster ID), REASON, N (a number), L and C (line and column), "..." (the rest), "a, b, c" (a list),
     /// host/path, a /tmp file, any loopback port, and the state version. A log line's timestamp,
     /// level and category are left out, and its numbers vary.
     /// </summary>
@@ -131,6 +155,7 @@ public sealed partial class DocumentedMessagesTests
                 "PATH" or "FILE" or "host/path" => @"\S+",
                 "NAME" => @"[^' :]+",
                 "KEY" or "CERT" or "DIR" => "[^']+",
+                "ID" => "[^'.]+",
                 "REASON" or "..." => ".+",
                 "a, b, c" => ".+",
                 "N" => @"-?\d+",
@@ -256,7 +281,6 @@ public sealed partial class DocumentedMessagesTests
         ["transforms.stripPrefix: 'api' must start with '/'"] = () => Validate(c => Route(c)["transforms"] = new JsonObject { ["stripPrefix"] = "api" }),
         ["transforms.requestHeaders.set.NAME: 'NAME' is not a valid header name"] = () => Validate(c => Route(c)["transforms"] = new JsonObject { ["requestHeaders"] = new JsonObject { ["set"] = new JsonObject { ["a@b"] = "v" } } }),
         ["'a b' is not a valid service name (letters, digits, '.', '_' and '-')"] = () => Validate(c => c["services"]!["a b"] = new JsonObject { ["endpoints"] = new JsonArray(Endpoint()) }),
-        ["'consul' is not one of: static"] = () => Validate(c => Api(c)["discovery"] = "consul"),
         ["static discovery needs at least one endpoint"] = () => Validate(c => Api(c)["endpoints"] = new JsonArray()),
         ["0 is not a port"] = () => Validate(c => Api(c)["endpoints"]![0]!["port"] = 0),
         ["0 is not a weight from 1 to 10000"] = () => Validate(c => Api(c)["endpoints"]![0]!["weight"] = 0),
@@ -339,7 +363,6 @@ public sealed partial class DocumentedMessagesTests
 
         // ---- security: identity ----
         ["'vault' is not one of: ca, files, consul"] = () => Validate(c => c["identity"] = new JsonObject { ["source"] = "vault" }),
-        ["no certificate source 'consul' in this sidecar (available: ca, files)"] = () => RunAsync(c => c["identity"] = new JsonObject { ["source"] = "consul" }),
         ["'x/y' is not a trust domain name: ..."] = () => Validate(c => c["identity"] = CaIdentity(Pki.CaDir, "x/y")),
         ["'other' differs from the trust domain 'mesh.local' of the CA in 'DIR'"] = () => Validate(c => c["identity"] = CaIdentity(Pki.CaDir, "other")),
         ["cannot read 'DIR/ca.crt': ..."] = () => Validate(c => c["identity"] = CaIdentity("/nonexistent/ca")),
@@ -370,6 +393,62 @@ public sealed partial class DocumentedMessagesTests
             c["listeners"]!.AsArray().Add(new JsonObject { ["name"] = "db", ["protocol"] = "tcp", ["direction"] = "inbound", ["service"] = "api" });
             c["authorization"] = Rules(new JsonObject { ["name"] = "r", ["listeners"] = new JsonArray("db"), ["match"] = new JsonObject { ["methods"] = new JsonArray("GET") } });
         }),
+
+        // ---- consul ----
+        ["'kubernetes' is not one of: static, consul"] = () => Validate(c => Api(c)["discovery"] = "kubernetes"),
+        ["consul discovery needs a top-level \"consul\" block (the agent's address)"] = () => Validate(c => ConsulService(c)),
+        ["endpoints are for static discovery; with consul they come from Consul"] = () => Validate(c =>
+        {
+            c["consul"] = new JsonObject { ["register"] = false };
+            Api(c)["discovery"] = "consul";
+        }),
+        ["applies only with \"discovery\": \"consul\" (this service uses static)"] = () => Validate(c => Api(c)["consul"] = new JsonObject { ["service"] = "api" }),
+        ["'api v2' is not a Consul service name (letters, digits, '.', '_' and '-')"] = () => Validate(c =>
+        {
+            c["consul"] = new JsonObject { ["register"] = false };
+            ConsulService(c)["consul"] = new JsonObject { ["service"] = "api v2" };
+        }),
+        ["'v 2' contains white space"] = () => Validate(c =>
+        {
+            c["consul"] = new JsonObject { ["register"] = false };
+            ConsulService(c)["consul"] = new JsonObject { ["tag"] = "v 2" };
+        }),
+        ["the consul source needs the top-level \"consul\" block (the agent's address)"] = () => Validate(c => c["identity"] = new JsonObject { ["source"] = "consul" }),
+        ["cannot get the Connect leaf of 'web' from the Consul agent: ..."] = () => RunAsync(c =>
+        {
+            c["identity"] = new JsonObject { ["source"] = "consul" };
+            c["consul"] = new JsonObject { ["address"] = $"http://127.0.0.1:{DeadPort()}", ["register"] = false };
+        }),
+        ["'mesh.local' differs from the trust domain 'ID.consul' of Consul's Connect CA; set identity.trustDomain to it"] = ConsulTrustDomainAsync,
+        ["needs the top-level \"consul\" block (the agent that answers)"] = () => Validate(c => c["authorization"] = new JsonObject { ["consulIntentions"] = true }),
+        ["intentions decide on verified callers; set identity.source and mtls on inbound listeners"] = () => Validate(c =>
+        {
+            c["consul"] = new JsonObject { ["register"] = false };
+            c["authorization"] = new JsonObject { ["consulIntentions"] = true };
+        }),
+        ["'127.0.0.1:8500' is not an http:// or https:// URL"] = () => Validate(c => c["consul"] = new JsonObject { ["address"] = "127.0.0.1:8500", ["register"] = false }),
+        ["'http://127.0.0.1:8500' is plain HTTP; caFile and certificateFile need an https:// address"] = () => Validate(c => c["consul"] = new JsonObject { ["address"] = "http://127.0.0.1:8500", ["caFile"] = Pki.TrustBundle, ["register"] = false }),
+        ["give token or tokenFile, not both"] = () => Validate(c => c["consul"] = new JsonObject { ["token"] = "t", ["tokenFile"] = Pki.NotPem, ["register"] = false }),
+        ["file '/etc/consul/ca.pem' does not exist"] = () => Validate(c => c["consul"] = new JsonObject { ["address"] = "https://127.0.0.1:8500", ["caFile"] = "/etc/consul/ca.pem", ["register"] = false }),
+        ["is required with certificateFile"] = () => Validate(c => c["consul"] = new JsonObject { ["address"] = "https://127.0.0.1:8500", ["certificateFile"] = Pki.Edge.CertificateFile, ["register"] = false }),
+        ["is required with keyFile"] = () => Validate(c => c["consul"] = new JsonObject { ["address"] = "https://127.0.0.1:8500", ["keyFile"] = Pki.Edge.KeyFile, ["register"] = false }),
+        ["'dc 1' is not a datacenter name (letters, digits, '.', '_' and '-')"] = () => Validate(c => c["consul"] = new JsonObject { ["datacenter"] = "dc 1", ["register"] = false }),
+        ["'web/1' must not contain '/' or white space"] = () => Validate(c => c["consul"] = new JsonObject { ["serviceId"] = "web/1" }),
+        ["'not an address!' is not an IP address or host name"] = () => Validate(c => c["consul"] = new JsonObject { ["advertiseAddress"] = "not an address!" }),
+        ["is empty"] = () => Validate(c => c["consul"] = new JsonObject { ["tags"] = new JsonArray("") }),
+        ["is not a Consul metadata key (up to 128 letters, digits, '_' and '-', not starting with consul-)"] = () => Validate(c => c["consul"] = new JsonObject { ["meta"] = new JsonObject { ["consul-x"] = "v" } }),
+        ["is set by Mesh"] = () => Validate(c => c["consul"] = new JsonObject { ["meta"] = new JsonObject { ["mesh-version"] = "1" } }),
+        ["is longer than 512 characters"] = () => Validate(c => c["consul"] = new JsonObject { ["meta"] = new JsonObject { ["team"] = new string('a', 600) } }),
+        ["'tcp' is not one of: http, ttl"] = () => Validate(c => c["consul"] = new JsonObject { ["check"] = new JsonObject { ["type"] = "tcp" } }),
+        ["-1 must be 0 or more"] = () => Validate(c => c["consul"] = new JsonObject { ["deregisterGraceMs"] = -1, ["register"] = false }),
+        ["registration advertises the first inbound listener, and there is none; add one or set register to false"] = () => Validate(c => c["consul"] = new JsonObject()),
+        ["consul: cannot load the TLS files for the Consul agent: ..."] = () => RunAsync(c => c["consul"] = new JsonObject { ["address"] = $"https://127.0.0.1:{DeadPort()}", ["caFile"] = Pki.NotPem, ["register"] = false }),
+        ["by admin"] = () => Validate(c =>
+        {
+            c["admin"]!["port"] = 19000;
+            Listener(c)["port"] = 19000;
+        }),
+        ["0 or more"] = () => Validate(c => Listener(c)["tcp"] = new JsonObject { ["idleTimeoutMs"] = -1 }),
 
         // Not reachable from today's config (static services always have endpoints; /ready is polled
         // only after start): compared with the program's own text.
@@ -405,6 +484,35 @@ public sealed partial class DocumentedMessagesTests
         ["tls"] = new JsonObject { ["routes"] = new JsonArray(new JsonObject { ["name"] = "t", ["serverNames"] = serverNames, ["service"] = "api" }) },
     };
 
+    private static JsonObject ConsulService(JsonObject c)
+    {
+        Api(c)["discovery"] = "consul";
+        Api(c).Remove("endpoints");
+        return Api(c);
+    }
+
+    // A loopback port nothing listens on: bound, never listening, for as long as the test process lives.
+    private static int DeadPort() => ((IPEndPoint)DeadSocket.LocalEndPoint!).Port;
+
+    private static readonly Socket DeadSocket = BindOnly();
+
+    private static Socket BindOnly()
+    {
+        var socket = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
+        socket.Bind(new IPEndPoint(IPAddress.Loopback, 0));
+        return socket;
+    }
+
+    private static async Task<string> ConsulTrustDomainAsync()
+    {
+        await using var consul = await ConsulTestServer.StartAsync();
+        return await RunAsync(c =>
+        {
+            c["identity"] = new JsonObject { ["source"] = "consul", ["trustDomain"] = "mesh.local" };
+            c["consul"] = new JsonObject { ["address"] = consul.Address.ToString(), ["register"] = false };
+        });
+    }
+
     private static JsonObject Edge(PemPair pair, string[]? serverNames = null) => new()
     {
         ["serverNames"] = new JsonArray([.. (serverNames ?? ["edge.example.com"]).Select(n => (JsonNode?)JsonValue.Create(n))]),
@@ -425,13 +533,18 @@ public sealed partial class DocumentedMessagesTests
 
     private static JsonObject Rules(params JsonObject[] rules) => new() { ["rules"] = new JsonArray([.. rules.Cast<JsonNode?>()]) };
 
+    // A run that should refuse to start; stopped after the deadline if it starts anyway, so the test fails instead of hanging.
     private static async Task<string> RunAsync(Action<JsonObject> change)
     {
         var config = Base();
         change(config);
         var path = Path.Combine(Directory.CreateTempSubdirectory("mesh-doc-").FullName, "sidecar.json");
         await File.WriteAllTextAsync(path, config.ToJsonString());
-        return await Cli("run", "--config", path);
+        using var output = new StringWriter();
+        using var error = new StringWriter();
+        using var deadline = new CancellationTokenSource(TestSidecar.Deadline);
+        var exit = await Program.InvokeAsync(["run", "--config", path], output, error, deadline.Token);
+        return $"{output}{error}(exit {exit})";
     }
 
     /// <summary>The certificates and files the security messages are about, made once with <see cref="TestPki"/>.</summary>
@@ -639,10 +752,13 @@ public sealed partial class DocumentedMessagesTests
     [GeneratedRegex(@"`([^`]+)`")]
     private static partial Regex InlineCode();
 
+    [GeneratedRegex(@"\bMessages?\b|Rules and messages")]
+    private static partial Regex MessagesHeading();
+
     [GeneratedRegex(@"^\d\d:\d\d:\d\d\.\d{3} \w+: [\w.]+\[\d+\] ")]
     private static partial Regex LogPrefix();
 
-    [GeneratedRegex(@"PATH|FILE|NAME|REASON|\bKEY\b|\bCERT\b|\bDIR\b|\.\.\.|a, b, c|host/path|/tmp/\S+|\bN\b|\bL\b|\bC\b|127\.0\.0\.1:\d+|(?<=state version )\d+")]
+    [GeneratedRegex(@"PATH|FILE|NAME|REASON|\bKEY\b|\bCERT\b|\bDIR\b|\bID\b|\.\.\.|a, b, c|host/path|/tmp/\S+|\bN\b|\bL\b|\bC\b|127\.0\.0\.1:\d+|(?<=state version )\d+")]
     private static partial Regex Placeholder();
 
     [GeneratedRegex(@"\d+")]
