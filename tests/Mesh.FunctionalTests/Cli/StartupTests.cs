@@ -21,13 +21,19 @@ public sealed partial class StartupTests
         Assert.Equal("tcp", listeners["db"].Protocol);
 
         // The addresses are the ones really bound: the HTTP listener answers, the TCP one accepts.
-        using var client = new HttpClient { Timeout = SidecarProcess.Deadline };
-        using var response = await client.GetAsync(new Uri($"http://{listeners["web"].EndPoint}/nowhere"));
-        Assert.Equal(HttpStatusCode.NotFound, response.StatusCode);
-        Assert.Contains("no route matched", await response.Content.ReadAsStringAsync(), StringComparison.Ordinal);
-        using (var tcp = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp))
+        try
         {
+            using var client = new HttpClient { Timeout = SidecarProcess.Deadline };
+            using var response = await client.GetAsync(new Uri($"http://{listeners["web"].EndPoint}/nowhere"));
+            Assert.Equal(HttpStatusCode.NotFound, response.StatusCode);
+            Assert.Contains("no route matched", await response.Content.ReadAsStringAsync(), StringComparison.Ordinal);
+            using var tcp = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
             await tcp.ConnectAsync(listeners["db"].EndPoint);
+        }
+        catch (Exception ex) when (ex is HttpRequestException or SocketException)
+        {
+            // What the sidecar said about it is the first thing to read.
+            throw new InvalidOperationException($"a listener of the running line did not answer ({running}); the sidecar printed:\n{process.Output}", ex);
         }
 
         await process.SignalAsync("TERM");
