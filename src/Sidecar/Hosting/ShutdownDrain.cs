@@ -67,17 +67,36 @@ internal sealed partial class ShutdownDrain(ILogger<ShutdownDrain> logger)
     public void ConnectionOpened(ConnectionContext connection, bool admin)
     {
         ArgumentNullException.ThrowIfNull(connection);
-        if (admin)
+        if (!admin)
         {
+            // One accepted just before the sockets closed is not asked to close here: with HTTP/1.1
+            // that would drop the request it already sent. Its first response says Connection: close.
+            _connections.TryAdd(connection, 0);
+        }
+    }
+
+    /// <summary>True once the drain closes connections (after any Consul grace): responses then end their connection.</summary>
+    public bool IsClosingConnections => Volatile.Read(ref _drainStarted) != 0;
+
+    /// <summary>
+    /// Ends the connection of <paramref name="context"/> after this response: HTTP/1.1 gets
+    /// <c>Connection: close</c> (set just before the headers go, after either forwarder copied the
+    /// upstream's), HTTP/2 a GOAWAY that lets open streams finish. Called only while draining.
+    /// </summary>
+    public static void CloseAfterResponse(HttpContext context)
+    {
+        ArgumentNullException.ThrowIfNull(context);
+        if (HttpProtocol.IsHttp2(context.Request.Protocol))
+        {
+            context.Features.Get<IConnectionLifetimeNotificationFeature>()?.RequestClose();
             return;
         }
 
-        _connections.TryAdd(connection, 0);
-        if (IsDraining)
+        context.Response.OnStarting(static state =>
         {
-            // Accepted just before the sockets closed: serve what it sends now, then close.
-            RequestClose(connection);
-        }
+            ((HttpResponse)state).Headers.Connection = "close";
+            return Task.CompletedTask;
+        }, context.Response);
     }
 
     /// <summary>A Kestrel connection ended.</summary>

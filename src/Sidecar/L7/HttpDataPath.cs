@@ -55,6 +55,10 @@ internal sealed partial class HttpDataPath(
         var started = Stopwatch.GetTimestamp();
         var state = store.Current;
         using var inFlight = drain.TrackRequest();
+        if (drain.IsClosingConnections)
+        {
+            ShutdownDrain.CloseAfterResponse(context);
+        }
 
         // 1a. Request check: header names must be tokens and values free of CR, LF and NUL (HTTP/2 lets them through), else 400 on both upstream paths.
         if (HttpSyntax.FindInvalidRequestHeader(context.Request.Headers) is not null)

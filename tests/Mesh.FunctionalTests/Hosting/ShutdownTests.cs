@@ -153,6 +153,67 @@ public sealed class ShutdownTests
         Assert.Empty(logs.WithEvent(4102));
     }
 
+    [Fact]
+    public async Task Dispose_ConnectionAcceptedBeforeTheDrainSendsItsRequestDuring_ServedOnceThenClosed()
+    {
+        var started = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var release = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        await using var backend = await TestBackend.StartAsync("b", configure: app => app.Run(async context =>
+        {
+            if (context.Request.Path == "/hold")
+            {
+                started.TrySetResult();
+                await release.Task;
+            }
+
+            await context.Response.WriteAsync("served");
+        }));
+        var sidecar = await TestSidecar.StartAsync(TestConfig.Outbound([TestConfig.Route("all", "svc")], new Dictionary<string, object> { ["svc"] = TestConfig.Service([backend]) }));
+        var listener = sidecar.Sidecar.EndpointOf("outbound");
+
+        // Accepted, but silent: still in protocol detection, not yet an HTTP connection when the drain begins.
+        using var late = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
+        await late.ConnectAsync(listener);
+
+        // A request in flight holds the drain open.
+        using var client = Clients.Http1();
+        var hold = client.SendAsync(Clients.Get(sidecar.Listener(), "/hold"));
+        await started.Task.WaitAsync(TestSidecar.Deadline);
+        var disposing = sidecar.DisposeAsync().AsTask();
+        using var admin = Clients.Http1();
+        using var deadline = new CancellationTokenSource(TestSidecar.Deadline);
+        while (true)
+        {
+            using var ready = await admin.GetAsync(new Uri(sidecar.Admin, "/ready"), deadline.Token);
+            if (ready.StatusCode == HttpStatusCode.ServiceUnavailable)
+            {
+                break;
+            }
+
+            await Task.Delay(20, deadline.Token);
+        }
+
+        // Its request, sent now, is answered, and the answer ends the connection.
+        await late.SendAsync("GET /late HTTP/1.1\r\nHost: x\r\n\r\n"u8.ToArray(), SocketFlags.None);
+        var answer = new StringBuilder();
+        var buffer = new byte[4096];
+        int read;
+        while ((read = await late.ReceiveAsync(buffer, SocketFlags.None, deadline.Token)) > 0)
+        {
+            answer.Append(Encoding.ASCII.GetString(buffer, 0, read));
+        }
+
+        var text = answer.ToString();
+        Assert.StartsWith("HTTP/1.1 200", text, StringComparison.Ordinal);
+        Assert.Contains("Connection: close", text, StringComparison.OrdinalIgnoreCase);
+        Assert.Contains("\r\nserved\r\n", text, StringComparison.Ordinal);
+
+        release.SetResult();
+        using var held = await hold.WaitAsync(TestSidecar.Deadline);
+        Assert.Equal(HttpStatusCode.OK, held.StatusCode);
+        await disposing.WaitAsync(TestSidecar.Deadline);
+    }
+
     private static Dictionary<string, object?> WithDrainTimeout(object config, int drainTimeoutMs)
     {
         var copy = System.Text.Json.JsonSerializer.SerializeToNode(config)!.AsObject();
