@@ -2,6 +2,7 @@
 using System.Text.Encodings.Web;
 using System.Text.Json;
 using System.Text.Json.Nodes;
+using Mesh.Sidecar.Filters;
 using Mesh.Sidecar.Listeners;
 using Mesh.Sidecar.Metrics;
 using Mesh.Sidecar.Translation;
@@ -9,10 +10,10 @@ using Mesh.Sidecar.Translation;
 namespace Mesh.Sidecar.Admin;
 
 /// <summary>Serves the admin listener. Paths are few and fixed, so a switch beats a router here.</summary>
-internal sealed class AdminEndpoints(MeshStateStore store, ListenerManager listeners, PrometheusExporter exporter, IHostApplicationLifetime lifetime)
+internal sealed class AdminEndpoints(MeshStateStore store, ListenerManager listeners, PrometheusExporter exporter, IHostApplicationLifetime lifetime, PluginsAdmin plugins)
 {
     private static readonly JsonSerializerOptions Json = new(JsonSerializerDefaults.Web) { WriteIndented = true, Encoder = JavaScriptEncoder.UnsafeRelaxedJsonEscaping };
-    private static readonly string[] SecretWords = ["token", "password", "secret", "privatekey", "key"];
+    private static readonly string[] SecretWords = ["token", "password", "secret", "privatekey", "key", "keys", "tokens", "secrets", "passwords"];
 
     public Task HandleAsync(HttpContext context) => context.Request.Path.Value switch
     {
@@ -20,8 +21,9 @@ internal sealed class AdminEndpoints(MeshStateStore store, ListenerManager liste
         "/ready" => Ready(context),
         "/admin/config" => ConfigAsync(context),
         "/admin/clusters" => ClustersAsync(context),
+        "/admin/plugins" => Text(context, 200, plugins.Render().ToJsonString(Json), "application/json"),
         "/metrics" => Text(context, 200, exporter.Render(), "text/plain; version=0.0.4; charset=utf-8"),
-        "/" => Text(context, 200, "mesh-sidecar admin: /healthz /ready /admin/config /admin/clusters /metrics\n"),
+        "/" => Text(context, 200, "mesh-sidecar admin: /healthz /ready /admin/config /admin/clusters /admin/plugins /metrics\n"),
         _ => Text(context, 404, $"no admin endpoint {context.Request.Path}\n"),
     };
 
@@ -112,7 +114,8 @@ internal sealed class AdminEndpoints(MeshStateStore store, ListenerManager liste
         {
             foreach (var (key, value) in obj.ToList())
             {
-                if (value is JsonValue && SecretWords.Any(w => key.Replace("-", "", StringComparison.Ordinal).EndsWith(w, StringComparison.OrdinalIgnoreCase)))
+                // A list of plain values under a secret-looking key (a filter's "keys": [...]) is redacted too.
+                if ((value is JsonValue || value is JsonArray { Count: > 0 } list && list.All(item => item is JsonValue)) && SecretWords.Any(w => key.Replace("-", "", StringComparison.Ordinal).EndsWith(w, StringComparison.OrdinalIgnoreCase)))
                 {
                     obj[key] = "<redacted>";
                 }

@@ -24,6 +24,9 @@ public sealed record MeshOptions
 
     /// <summary>Process-level speed settings (read at start only).</summary>
     public PerformanceOptions Performance { get; init; } = new();
+
+    /// <summary>C# plugin loading.</summary>
+    public PluginsOptions Plugins { get; init; } = new();
 }
 
 /// <summary>The local application that inbound traffic is delivered to.</summary>
@@ -93,6 +96,9 @@ public sealed record ListenerOptions
     /// connection as a server-first protocol and sending it to <see cref="Service"/>.
     /// </summary>
     public int DetectTimeoutMs { get; init; } = 100;
+
+    /// <summary>Connection filters run at accept, in order; the first deny closes the connection.</summary>
+    public IReadOnlyList<FilterOptions> ConnectionFilters { get; init; } = [];
 }
 
 /// <summary>Per-connection TCP proxy settings.</summary>
@@ -174,6 +180,9 @@ public sealed record RouteOptions
 
     /// <summary>Header and path changes applied when this route is taken.</summary>
     public TransformOptions Transforms { get; init; } = new();
+
+    /// <summary>Request filters run in order before the request is forwarded.</summary>
+    public IReadOnlyList<FilterOptions> Filters { get; init; } = [];
 }
 
 /// <summary>Conditions that must all hold for a route to match.</summary>

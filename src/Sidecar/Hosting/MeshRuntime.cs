@@ -2,6 +2,7 @@
 using Mesh.Discovery;
 using Mesh.Discovery.Static;
 using Mesh.Sidecar.Configuration;
+using Mesh.Sidecar.Filters;
 using Mesh.Sidecar.Listeners;
 using Mesh.Sidecar.Metrics;
 using Mesh.Sidecar.Translation;
@@ -19,6 +20,7 @@ internal sealed partial class MeshRuntime : IAsyncDisposable
     private readonly StaticServiceCatalog _static;
     private readonly Dictionary<string, IServiceCatalog> _catalogs;
     private readonly ListenerManager _listeners;
+    private readonly FilterRuntime _filters;
     private readonly MeshMetrics _metrics;
     private readonly ILogger<MeshRuntime> _logger;
     private readonly SemaphoreSlim _gate = new(1, 1);
@@ -34,7 +36,8 @@ internal sealed partial class MeshRuntime : IAsyncDisposable
         IEnumerable<IServiceCatalog> catalogs,
         ListenerManager listeners,
         MeshMetrics metrics,
-        ILogger<MeshRuntime> logger)
+        ILogger<MeshRuntime> logger,
+        FilterRuntime filters)
     {
         _store = store;
         _translator = translator;
@@ -42,6 +45,7 @@ internal sealed partial class MeshRuntime : IAsyncDisposable
         _catalogs = catalogs.ToDictionary(c => c.Name, StringComparer.Ordinal);
         _catalogs[_static.Name] = _static;
         _listeners = listeners;
+        _filters = filters;
         _metrics = metrics;
         _logger = logger;
     }
@@ -52,15 +56,24 @@ internal sealed partial class MeshRuntime : IAsyncDisposable
         await _gate.WaitAsync(cancellationToken).ConfigureAwait(false);
         try
         {
+            // Filters first: every chain is built (factories validate their config) before anything changes.
+            var previous = _store.HasState ? _store.Current : null;
+            var filterErrors = new List<ConfigError>();
+            if (_filters.Prepare(options, previous?.Filters, filterErrors) is not { } filters)
+            {
+                return filterErrors;
+            }
+
             var errors = await _listeners.ApplyAsync(options, cancellationToken).ConfigureAwait(false);
             if (errors.Count > 0)
             {
+                FilterRuntime.Discard(filters, previous?.Filters);
                 return errors;
             }
 
             _static.Update(StaticEndpoints(options));
-            var previous = _store.HasState ? _store.Current : null;
-            _store.Swap(_translator.Build(options, _catalogs, previous, Interlocked.Increment(ref _version)));
+            _store.Swap(_translator.Build(options, _catalogs, previous, Interlocked.Increment(ref _version), filters));
+            _filters.Committed(filters, previous?.Filters);
             return [];
         }
         finally
@@ -75,6 +88,8 @@ internal sealed partial class MeshRuntime : IAsyncDisposable
         var watcher = new ConfigWatcher(configPath, interval, ct => ReloadAsync(reload, ct));
         watcher.Seen(appliedContent);
         _background.Add(watcher.RunAsync(_stopping.Token));
+        _background.Add(_filters.WatchAsync(_stopping.Token));
+        _background.Add(ApplyFilterChangesAsync(_stopping.Token));
         foreach (var catalog in _catalogs.Values)
         {
             if (!ReferenceEquals(catalog, _static))
@@ -124,6 +139,35 @@ internal sealed partial class MeshRuntime : IAsyncDisposable
             {
                 _gate.Release();
             }
+        }
+    }
+
+    // Plugins added, replaced, refused or removed: each change is tried against the current config and,
+    // when its chains build, swapped in with the routing state; in-flight requests keep their old chains.
+    private async Task ApplyFilterChangesAsync(CancellationToken cancellationToken)
+    {
+        try
+        {
+            await foreach (var change in _filters.Changes.ReadAllAsync(cancellationToken).ConfigureAwait(false))
+            {
+                await _gate.WaitAsync(cancellationToken).ConfigureAwait(false);
+                try
+                {
+                    var current = _store.Current;
+                    if (_filters.Propose(change, current.Options, current.Filters) is { } plan)
+                    {
+                        _store.Swap(_translator.Build(current.Options, _catalogs, current, Interlocked.Increment(ref _version), plan));
+                        _filters.Committed(plan, current.Filters, change);
+                    }
+                }
+                finally
+                {
+                    _gate.Release();
+                }
+            }
+        }
+        catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+        {
         }
     }
 

@@ -3,6 +3,7 @@ using Mesh.Discovery;
 using Mesh.Plugins;
 using Mesh.Sidecar.Configuration;
 using Mesh.Sidecar.Endpoints;
+using Mesh.Sidecar.Filters;
 using Mesh.Sidecar.Upstream.Http1;
 using Mesh.Sidecar.L4;
 using Mesh.Sidecar.LoadBalancing;
@@ -24,8 +25,13 @@ internal sealed class StateTranslator(UpstreamClients clients)
 
     private const string Scheme = "http";
 
-    public MeshState Build(MeshOptions options, IReadOnlyDictionary<string, IServiceCatalog> catalogs, MeshState? previous, long version)
+    /// <summary>
+    /// Builds the next state. <paramref name="filters"/> are the chains built for <paramref name="options"/>;
+    /// when null (a discovery update of the same config) the previous state's chains are kept.
+    /// </summary>
+    public MeshState Build(MeshOptions options, IReadOnlyDictionary<string, IServiceCatalog> catalogs, MeshState? previous, long version, FilterPlan? filters = null)
     {
+        filters ??= previous?.Filters ?? FilterPlan.Empty;
         var clusters = new Dictionary<string, Cluster>(StringComparer.Ordinal);
         foreach (var (name, service) in options.Services)
         {
@@ -62,7 +68,7 @@ internal sealed class StateTranslator(UpstreamClients clients)
                 if (applies)
                 {
                     var clusterId = string.IsNullOrEmpty(route.Service) ? localId : route.Service;
-                    compiled.Add(Compile(route, clusterId));
+                    compiled.Add(Compile(route, clusterId, filters.ChainFor(route.Name)));
                 }
             }
 
@@ -75,7 +81,7 @@ internal sealed class StateTranslator(UpstreamClients clients)
             routes[listener.Name] = new RouteTable([.. compiled]);
         }
 
-        return new MeshState(options, version, routes, clusters, l4);
+        return new MeshState(options, version, routes, clusters, l4, filters);
     }
 
     private static L4Routes BuildL4(ListenerOptions listener, Dictionary<string, Cluster> clusters)
@@ -128,7 +134,7 @@ internal sealed class StateTranslator(UpstreamClients clients)
         return null;
     }
 
-    private static CompiledRoute Compile(RouteOptions route, string clusterId)
+    private static CompiledRoute Compile(RouteOptions route, string clusterId, FilterChain filters)
     {
         var match = route.Match;
         return new CompiledRoute
@@ -143,7 +149,7 @@ internal sealed class StateTranslator(UpstreamClients clients)
             Query = [.. match.Query.Select(q => new ValueMatcher(q))],
             Cookies = [.. match.Cookies.Select(c => new ValueMatcher(c))],
             Transformer = new RouteTransformer(route.Transforms),
-            Filters = FilterChain.Empty,
+            Filters = filters,
         };
     }
 }

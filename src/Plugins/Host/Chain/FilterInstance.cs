@@ -29,6 +29,9 @@ public sealed class FilterInstance
     /// <summary>The filter object.</summary>
     public object Filter { get; }
 
+    /// <summary>The factory that made it; an instance is reused only for the same factory object.</summary>
+    public object? Factory { get; init; }
+
     /// <summary>Where its factory came from; null for built-in filters.</summary>
     public FilterPackage? Package { get; }
 

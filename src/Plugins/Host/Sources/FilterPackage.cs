@@ -88,6 +88,9 @@ public sealed class FilterPackage
     /// <summary>Names of every factory it publishes.</summary>
     public IEnumerable<string> FactoryNames => RequestFactories.Select(f => f.Name).Concat(ConnectionFactories.Select(f => f.Name));
 
+    /// <summary>Raised once, right after the package unloaded.</summary>
+    public event Action<FilterPackage>? Unloaded;
+
     /// <summary>Filters made from it that have not closed yet.</summary>
     public int LiveInstances
     {
@@ -131,7 +134,7 @@ public sealed class FilterPackage
             unload = TakeUnload();
         }
 
-        unload?.Invoke();
+        RunUnload(unload);
     }
 
     /// <summary>No registry holds it any more: unload once its last filter closes (now, if none is open).</summary>
@@ -144,7 +147,19 @@ public sealed class FilterPackage
             unload = TakeUnload();
         }
 
-        unload?.Invoke();
+        RunUnload(unload);
+    }
+
+    private void RunUnload(Action? unload)
+    {
+        if (unload is null)
+        {
+            return;
+        }
+
+        unload();
+        Unloaded?.Invoke(this);
+        Unloaded = null;
     }
 
     // Drops every strong reference into the load context before unloading it, so it can be collected.
@@ -155,7 +170,7 @@ public sealed class FilterPackage
             return null;
         }
 
-        var unload = _unload;
+        var unload = _unload ?? (static () => { });
         _unload = null;
         _unloaded = true;
         RequestFactories = [];
