@@ -70,6 +70,12 @@ public sealed partial class PluginDirectorySource : IFilterSource
     /// <inheritdoc />
     public IReadOnlyList<FilterSourceChange> ScanNow() => Poll(waitForQuiet: false);
 
+    /// <summary>Raised after a file event marked units for a check (tests wait on it).</summary>
+    internal event Action? Touched;
+
+    /// <summary>One pass of the watcher: the changes whose files have settled by now.</summary>
+    internal IReadOnlyList<FilterSourceChange> PollOnce() => Poll(waitForQuiet: true);
+
     /// <inheritdoc />
     public async Task WatchAsync(ChannelWriter<FilterSourceChange> changes, CancellationToken cancellationToken)
     {
@@ -389,22 +395,20 @@ public sealed partial class PluginDirectorySource : IFilterSource
             {
                 state.NeedsCheck = true;
                 state.TouchedAt = now;
-                return;
             }
-
-            if (first is not null && !first.StartsWith('.'))
+            else if (first is null || first.StartsWith('.'))
             {
-                // A new unit: the poll finds it by listing.
-                return;
-            }
-
-            // A hidden entry (a symlink swap such as Kubernetes' ..data) or a lost event: check every unit.
-            foreach (var each in _units.Values)
-            {
-                each.NeedsCheck = true;
-                each.TouchedAt = now;
+                // A hidden entry (a symlink swap such as Kubernetes' ..data) or a lost event: check every unit.
+                // (A new unit needs nothing: the poll finds it by listing.)
+                foreach (var each in _units.Values)
+                {
+                    each.NeedsCheck = true;
+                    each.TouchedAt = now;
+                }
             }
         }
+
+        Touched?.Invoke();
     }
 
     private sealed class UnitState(string path, bool isFolder)
