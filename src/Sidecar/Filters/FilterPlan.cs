@@ -51,7 +51,7 @@ internal sealed class FilterPlan
 internal sealed record FilterBuildError(ConfigError Error, FilterPackage? Culprit);
 
 /// <summary>A filter entry naming a filter the registry does not have (fails closed at run time; an error for <c>validate</c>).</summary>
-internal sealed record MissingFilter(string Path, string Name, string Reason);
+internal sealed record MissingFilter(string Path, string Name, string Reason, string? Detail = null);
 
 /// <summary>Builds <see cref="FilterPlan"/>s: looks factories up by name, creates (or reuses) filters, wraps them with their policy.</summary>
 internal sealed class FilterPlanBuilder(Func<string, string, string, FilterStats> statsFor, ILogger logger, Action<FilterInstance, Exception>? disposeFailed = null)
@@ -76,8 +76,9 @@ internal sealed class FilterPlanBuilder(Func<string, string, string, FilterStats
                 var stats = statsFor("route", route.Name, filter.Name);
                 if (!registry.TryGet(filter.Name, out var factory))
                 {
-                    var reason = MissingReason(filter.Name, path, registry.TryGetConnection(filter.Name, out _) ? "is a connection filter (use it in listeners[].connectionFilters)" : null);
-                    missing.Add(new MissingFilter(path, filter.Name, reason));
+                    var detail = registry.TryGetConnection(filter.Name, out _) ? "is a connection filter (use it in listeners[].connectionFilters)" : null;
+                    var reason = MissingReason(filter.Name, path, detail);
+                    missing.Add(new MissingFilter(path, filter.Name, reason, detail));
                     entries.Add(FilterEntry.Missing(filter.Name, reason, stats));
                     continue;
                 }
@@ -118,8 +119,9 @@ internal sealed class FilterPlanBuilder(Func<string, string, string, FilterStats
                 var stats = statsFor("listener", listener.Name, filter.Name);
                 if (!registry.TryGetConnection(filter.Name, out var factory))
                 {
-                    var reason = MissingReason(filter.Name, path, registry.TryGet(filter.Name, out _) ? "is a request filter (use it in routes[].filters)" : null);
-                    missing.Add(new MissingFilter(path, filter.Name, reason));
+                    var detail = registry.TryGet(filter.Name, out _) ? "is a request filter (use it in routes[].filters)" : null;
+                    var reason = MissingReason(filter.Name, path, detail);
+                    missing.Add(new MissingFilter(path, filter.Name, reason, detail));
                     entries.Add(FilterEntry.Missing(filter.Name, reason, stats));
                     continue;
                 }

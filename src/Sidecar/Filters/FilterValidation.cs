@@ -60,6 +60,12 @@ internal static class FilterValidation
         var errors = new List<ConfigError>(failures.Select(f => f.Error));
         foreach (var filter in missing)
         {
+            if (filter.Detail is not null)
+            {
+                errors.Add(new ConfigError(filter.Path + ".name", $"'{filter.Name}' {filter.Detail}"));
+                continue;
+            }
+
             var message = $"no filter named '{filter.Name}' in the plugins directory {directory}";
             message += known.Length > 0 ? $" (it has: {known})" : " (it has none)";
             if (refusals.Count > 0)
