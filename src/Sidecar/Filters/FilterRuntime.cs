@@ -220,7 +220,7 @@ internal sealed partial class FilterRuntime : IDisposable
     {
         foreach (var filter in missing)
         {
-            Log.FilterMissing(_logger, filter.Path, filter.Reason);
+            Log.FilterMissing(_logger, filter.Path, filter.Name, filter.Detail ?? "is not loaded");
         }
     }
 
@@ -238,8 +238,8 @@ internal sealed partial class FilterRuntime : IDisposable
         [LoggerMessage(5204, LogLevel.Information, "Plugin {File} {Version} unloaded (its last request ended)")]
         public static partial void PluginUnloaded(ILogger logger, string file, string version);
 
-        [LoggerMessage(5205, LogLevel.Warning, "{Path}: {Reason}; its requests (or connections) are refused until it loads")]
-        public static partial void FilterMissing(ILogger logger, string path, string reason);
+        [LoggerMessage(5205, LogLevel.Warning, "{Path}: filter '{Filter}' {Problem}; requests (or connections) through it are refused until it loads")]
+        public static partial void FilterMissing(ILogger logger, string path, string filter, string problem);
 
         [LoggerMessage(5206, LogLevel.Warning, "Plugin {File} is gone but the chains cannot be rebuilt without it ({Path}: {Message}); keeping it")]
         public static partial void RemovalNotApplied(ILogger logger, string file, string path, string message);

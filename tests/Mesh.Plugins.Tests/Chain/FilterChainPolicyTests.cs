@@ -203,6 +203,42 @@ public sealed class FilterChainPolicyTests
         Assert.True(filter.Disposed);
     }
 
+    [Fact]
+    public void RunAsync_SynchronousFiltersWithCountersAndHistogram_AllocateNothingPerRequest()
+    {
+        using var meter = new Meter("test.filters.alloc");
+        var histogram = meter.CreateHistogram<double>("d");
+        using var listener = new MeterListener();
+        listener.InstrumentPublished = (instrument, l) => l.EnableMeasurementEvents(instrument);
+        listener.SetMeasurementEventCallback<double>(static (_, _, _, _) => { });
+        listener.Start();
+        FilterEntry Counted(string name) => new(name, new FilterInstance(new Fixed(FilterResult.Continue), null, name), FilterErrorPolicy.Reject, Short, new FilterStats("r", name, histogram));
+        var chain = new FilterChain([Counted("a"), Counted("b"), Counted("c")], "r");
+        var context = new TestRequestContext();
+        RunMany(chain, context, 100);
+
+        var before = GC.GetAllocatedBytesForCurrentThread();
+        RunMany(chain, context, 1000);
+        var allocated = GC.GetAllocatedBytesForCurrentThread() - before;
+
+        Assert.Equal(0, allocated);
+    }
+
+    // What the data path does per request: lease, run, return the lease.
+    private static void RunMany(FilterChain chain, IRequestContext context, int count)
+    {
+        for (var i = 0; i < count; i++)
+        {
+            Assert.True(chain.TryEnter());
+            var pending = chain.RunAsync(context, CancellationToken.None);
+            if (!pending.IsCompletedSuccessfully || pending.Result.Action != FilterAction.Continue)
+            {
+                Assert.Fail("a synchronous chain did not complete synchronously");
+            }
+            chain.Leave();
+        }
+    }
+
     private sealed class Fixed(FilterResult result) : IRequestFilter
     {
         public ValueTask<FilterResult> OnRequestAsync(IRequestContext context, CancellationToken cancellationToken) => new(result);

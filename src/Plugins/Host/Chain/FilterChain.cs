@@ -99,58 +99,135 @@ public sealed partial class FilterChain
     /// last <see cref="FilterAction.Reroute"/> (later filters run after a reroute and see its service
     /// when the context supports it); otherwise <see cref="FilterResult.Continue"/>.
     /// </summary>
-    public async ValueTask<FilterResult> RunAsync(IRequestContext context, CancellationToken cancellationToken)
+    /// <remarks>
+    /// Not an async method: while every filter completes synchronously nothing is allocated, not
+    /// even a state machine. The first filter that goes asynchronous hands the rest to <see cref="ContinueAsync"/>.
+    /// </remarks>
+    public ValueTask<FilterResult> RunAsync(IRequestContext context, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(context);
         var decision = FilterResult.Continue;
-        foreach (var entry in _entries)
+        for (var i = 0; i < _entries.Length; i++)
         {
+            var entry = _entries[i];
             var started = Stopwatch.GetTimestamp();
+            ValueTask<FilterResult> pending;
+            try
+            {
+                pending = entry.RequestFilter!.OnRequestAsync(context, cancellationToken);
+            }
+            catch (Exception ex) when (entry.OnError is not null && !(ex is OperationCanceledException && cancellationToken.IsCancellationRequested))
+            {
+                if (Failed(entry, started, ex, out var answer))
+                {
+                    return new ValueTask<FilterResult>(answer);
+                }
+
+                continue;
+            }
+
+            if (!pending.IsCompletedSuccessfully)
+            {
+                return ContinueAsync(context, i, pending, started, decision, cancellationToken);
+            }
+
+            var result = pending.Result;
+            entry.Stats.Called(started);
+            if (Decide(result, context, ref decision))
+            {
+                return new ValueTask<FilterResult>(result);
+            }
+        }
+
+        return new ValueTask<FilterResult>(decision);
+    }
+
+    // The chain from the first filter that did not complete synchronously: wait for it (within its
+    // timeout), then run the rest awaiting each.
+    private async ValueTask<FilterResult> ContinueAsync(IRequestContext context, int index, ValueTask<FilterResult> pending, long started, FilterResult decision, CancellationToken cancellationToken)
+    {
+        for (var i = index; i < _entries.Length; i++)
+        {
+            var entry = _entries[i];
+            if (i > index)
+            {
+                started = Stopwatch.GetTimestamp();
+            }
+
             FilterResult result;
             try
             {
-                var pending = entry.RequestFilter!.OnRequestAsync(context, cancellationToken);
+                if (i > index)
+                {
+                    pending = entry.RequestFilter!.OnRequestAsync(context, cancellationToken);
+                }
+
                 result = pending.IsCompletedSuccessfully ? pending.Result : await WaitAsync(pending, entry, cancellationToken).ConfigureAwait(false);
             }
             catch (FilterTimeoutException) when (entry.OnError is not null)
             {
-                entry.Stats.Called(started);
-                entry.Stats.TimedOut();
-                Log.FilterTimedOut(_logger, entry.Name, Route, entry.Timeout.TotalMilliseconds, Policy(entry.OnError.Value));
-                if (entry.OnError == FilterErrorPolicy.Continue)
+                if (TimedOut(entry, started, out var answer))
                 {
-                    continue;
+                    return answer;
                 }
 
-                return FilterResult.Respond(504, $"filter '{entry.Name}' timed out after {entry.Timeout.TotalMilliseconds} ms\n");
+                continue;
             }
             catch (Exception ex) when (entry.OnError is not null && !(ex is OperationCanceledException && cancellationToken.IsCancellationRequested))
             {
-                entry.Stats.Called(started);
-                entry.Stats.Failed();
-                Log.FilterFailed(_logger, entry.Name, Route, Policy(entry.OnError.Value), ex);
-                if (entry.OnError == FilterErrorPolicy.Continue)
+                if (Failed(entry, started, ex, out var answer))
                 {
-                    continue;
+                    return answer;
                 }
 
-                return FilterResult.Respond(500, $"filter '{entry.Name}' failed\n");
+                continue;
             }
 
             entry.Stats.Called(started);
-            if (result.Action == FilterAction.Respond)
+            if (Decide(result, context, ref decision))
             {
                 return result;
-            }
-
-            if (result.Action == FilterAction.Reroute)
-            {
-                decision = result;
-                (context as IRoutableContext)?.Reroute(result.Service!, result.Subset);
             }
         }
 
         return decision;
+    }
+
+    // True when the result ends the chain (an answer); a reroute is remembered and told to the view.
+    private static bool Decide(FilterResult result, IRequestContext context, ref FilterResult decision)
+    {
+        if (result.Action == FilterAction.Respond)
+        {
+            return true;
+        }
+
+        if (result.Action == FilterAction.Reroute)
+        {
+            decision = result;
+            (context as IRoutableContext)?.Reroute(result.Service!, result.Subset);
+        }
+
+        return false;
+    }
+
+    // A filter threw: counted and logged; true (with the 500 answer) under reject, false to skip it under continue.
+    private bool Failed(FilterEntry entry, long started, Exception exception, out FilterResult answer)
+    {
+        entry.Stats.Called(started);
+        entry.Stats.Failed();
+        Log.FilterFailed(_logger, entry.Name, Route, Policy(entry.OnError!.Value), exception);
+        answer = entry.OnError == FilterErrorPolicy.Reject ? FilterResult.Respond(500, $"filter '{entry.Name}' failed\n") : default;
+        return entry.OnError == FilterErrorPolicy.Reject;
+    }
+
+    // A filter ran past its timeout: counted and logged; true (with the 504 answer) under reject.
+    private bool TimedOut(FilterEntry entry, long started, out FilterResult answer)
+    {
+        entry.Stats.Called(started);
+        entry.Stats.TimedOut();
+        Log.FilterTimedOut(_logger, entry.Name, Route, entry.Timeout.TotalMilliseconds, Policy(entry.OnError!.Value));
+        answer = entry.OnError == FilterErrorPolicy.Reject ? FilterResult.Respond(504, $"filter '{entry.Name}' timed out after {entry.Timeout.TotalMilliseconds} ms\n") : default;
+        return entry.OnError == FilterErrorPolicy.Reject;
     }
 
     /// <summary>
