@@ -21,6 +21,10 @@ internal sealed partial class FilterRuntime : IDisposable
     private readonly IFilterSource[] _sources;
     private readonly Channel<FilterSourceChange> _changes = Channel.CreateUnbounded<FilterSourceChange>(new UnboundedChannelOptions { SingleReader = true });
 
+    // Units refused because another unit published the same filter name, by that other unit: when it
+    // goes away they are loaded again. Written under the apply gate only.
+    private readonly Dictionary<string, string> _conflicts = new(StringComparer.Ordinal);
+
     public FilterRuntime(FilterMetrics metrics, ILoggerFactory loggers, IEnumerable<IRequestFilterFactory> builtIn, IEnumerable<IFilterSource> sources)
     {
         _metrics = metrics;
@@ -106,9 +110,10 @@ internal sealed partial class FilterRuntime : IDisposable
             case FilterSourceChangeKind.Loaded:
             {
                 var package = change.Package!;
-                var registry = Catalog.Propose(package, out var conflict);
+                var registry = Catalog.Propose(package, out var conflict, out var conflicting);
                 if (registry is null)
                 {
+                    _conflicts[change.Id] = conflicting!;
                     Refuse(change, conflict!, package);
                     return null;
                 }
@@ -167,6 +172,7 @@ internal sealed partial class FilterRuntime : IDisposable
         {
             Catalog.Remove(change.Id);
             Log.PluginRemoved(_logger, change.File);
+            RecheckConflicts(change.Id);
         }
     }
 
@@ -190,8 +196,9 @@ internal sealed partial class FilterRuntime : IDisposable
         }
         else if (change.Kind == FilterSourceChangeKind.Loaded)
         {
-            if (Catalog.Propose(change.Package!, out var conflict) is null)
+            if (Catalog.Propose(change.Package!, out var conflict, out var conflicting) is null)
             {
+                _conflicts[change.Id] = conflicting!;
                 Refuse(change, conflict!, change.Package);
             }
             else
@@ -201,8 +208,28 @@ internal sealed partial class FilterRuntime : IDisposable
         }
     }
 
+    // The unit that held the names is gone: units refused for clashing with it get another try.
+    private void RecheckConflicts(string removed)
+    {
+        foreach (var (unit, holder) in _conflicts.ToList())
+        {
+            if (holder == removed || unit == removed)
+            {
+                _conflicts.Remove(unit);
+                if (holder == removed)
+                {
+                    foreach (var source in _sources)
+                    {
+                        source.Recheck(unit);
+                    }
+                }
+            }
+        }
+    }
+
     private void Accepted(FilterPackage package)
     {
+        _conflicts.Remove(package.Id);
         package.Unloaded += unloaded => Log.PluginUnloaded(_logger, unloaded.File, unloaded.Version ?? "");
         Catalog.Accept(package);
         _metrics.PluginLoad(package.Source, loaded: true);

@@ -251,6 +251,27 @@ public sealed class PluginReloadTests(ITestOutputHelper output)
     }
 
     [Fact]
+    public async Task Plugin_SecondFileWithTheSameFilterName_RefusedUntilTheFirstIsDeletedThenServes()
+    {
+        using var plugins = new PluginDirectory();
+        plugins.Write("Stamp", TestPluginSources.Stamp("1.0.0"));
+        await using var backend = await TestBackend.StartAsync("api");
+        await using var sidecar = await TestSidecar.StartAsync(Config(plugins.Path, backend, [new { name = "stamp" }]));
+        await using var loop = RequestLoop.Start(() => Clients.Get(sidecar.Listener(), "/"), StampOutcome);
+        await loop.SeenAsync("stamp:1.0.0");
+
+        var second = plugins.Write("StampToo", TestPluginSources.Stamp("2.0.0"), "2.0.0");
+        var refused = await WaitForPluginAsync(sidecar, second, p => (string?)p["state"] == "refused");
+        Assert.Equal($"filter name 'stamp' is already published by {Path.Combine(plugins.Path, "Stamp.dll")}", (string?)refused["refused"]!["reason"]);
+
+        // The first goes away: the second, refused only for the clash, loads without being touched.
+        await ChangeAndMeasureAsync(loop, "stamp:2.0.0", () => plugins.Delete("Stamp"));
+
+        await AssertCleanAsync(loop, "stamp:1.0.0", "missing", "stamp:2.0.0");
+        Assert.Equal("loaded", (string?)(await WaitForPluginAsync(sidecar, second, p => (string?)p["state"] == "loaded"))["state"]);
+    }
+
+    [Fact]
     public async Task Plugin_MissingAtStart_SidecarStartsAndTheRouteFailsClosed()
     {
         using var plugins = new PluginDirectory();

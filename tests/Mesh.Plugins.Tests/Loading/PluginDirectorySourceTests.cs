@@ -198,6 +198,33 @@ public sealed class PluginDirectorySourceTests : IDisposable
     }
 
     [Fact]
+    public void Poll_RenamedToAnotherFile_RemovalReportedBeforeTheNewFile()
+    {
+        File.WriteAllBytes(PluginPath, Stamp("1.0.0"));
+        Settle();
+
+        File.Move(PluginPath, Path.Combine(_directory, "Stamp2.dll"));
+        var changes = Settle();
+
+        Assert.Equal([FilterSourceChangeKind.Removed, FilterSourceChangeKind.Loaded], changes.Select(c => c.Kind));
+        Assert.Equal(PluginPath, changes[0].Id);
+    }
+
+    [Fact]
+    public void Recheck_UnchangedUnit_LoadedAgainOnTheNextPass()
+    {
+        File.WriteAllBytes(PluginPath, Stamp("1.0.0"));
+        Settle();
+
+        _source.Recheck(PluginPath);
+
+        var change = Assert.Single(_source.PollOnce());
+        _loaded.Add(change.Package!);
+        Assert.Equal(FilterSourceChangeKind.Loaded, change.Kind);
+        Assert.Empty(Settle());
+    }
+
+    [Fact]
     public void Poll_TouchedWithoutChange_NotReloaded()
     {
         File.WriteAllBytes(PluginPath, Stamp("1.0.0"));

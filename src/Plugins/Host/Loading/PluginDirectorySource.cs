@@ -70,6 +70,21 @@ public sealed partial class PluginDirectorySource : IFilterSource
     /// <inheritdoc />
     public IReadOnlyList<FilterSourceChange> ScanNow() => Poll(waitForQuiet: false);
 
+    /// <inheritdoc />
+    public void Recheck(string id)
+    {
+        ArgumentNullException.ThrowIfNull(id);
+        lock (_gate)
+        {
+            if (_units.TryGetValue(id, out var state))
+            {
+                // Not null: the unit was processed once, so its removal is still reported.
+                state.ProcessedHash = "";
+                state.ProcessedFingerprint = "\0";
+            }
+        }
+    }
+
     /// <summary>Raised after a file event marked units for a check (tests wait on it).</summary>
     internal event Action? Touched;
 
@@ -141,6 +156,31 @@ public sealed partial class PluginDirectorySource : IFilterSource
         // Loading happens under the lock too: file events that arrive meanwhile wait, so none is lost.
         lock (_gate)
         {
+            // Removals first: a plugin renamed to another file (or moved to a new directory) frees its
+            // filter names before the new file, which publishes the same names, is tried.
+            foreach (var state in _units.Values.ToList())
+            {
+                if (present.ContainsKey(state.Path))
+                {
+                    continue;
+                }
+
+                if (state.MissingSince < 0)
+                {
+                    state.MissingSince = now;
+                }
+
+                // A unit deleted and put back at once (rm then cp) is a replacement, not a removal.
+                if (!waitForQuiet || _time.GetElapsedTime(state.MissingSince, now) >= QuietPeriod)
+                {
+                    _units.Remove(state.Path);
+                    if (state.ProcessedHash is not null)
+                    {
+                        changes.Add(new FilterSourceChange(Name, state.Path, state.Path, FilterSourceChangeKind.Removed));
+                    }
+                }
+            }
+
             foreach (var (path, isFolder) in present)
             {
                 var fingerprint = Fingerprint(path, isFolder);
@@ -166,29 +206,6 @@ public sealed partial class PluginDirectorySource : IFilterSource
                     && Process(state, now, waitForQuiet) is { } change)
                 {
                     changes.Add(change);
-                }
-            }
-
-            foreach (var state in _units.Values.ToList())
-            {
-                if (present.ContainsKey(state.Path))
-                {
-                    continue;
-                }
-
-                if (state.MissingSince < 0)
-                {
-                    state.MissingSince = now;
-                }
-
-                // A unit deleted and put back at once (rm then cp) is a replacement, not a removal.
-                if (!waitForQuiet || _time.GetElapsedTime(state.MissingSince, now) >= QuietPeriod)
-                {
-                    _units.Remove(state.Path);
-                    if (state.ProcessedHash is not null)
-                    {
-                        changes.Add(new FilterSourceChange(Name, state.Path, state.Path, FilterSourceChangeKind.Removed));
-                    }
                 }
             }
         }

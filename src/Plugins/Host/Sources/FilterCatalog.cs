@@ -55,9 +55,13 @@ public sealed class FilterCatalog
     /// The registry with <paramref name="package"/> in place of its unit's current version, or a
     /// reason it cannot be (a factory name another unit already publishes).
     /// </summary>
-    public FilterRegistry? Propose(FilterPackage package, out string? conflict)
+    public FilterRegistry? Propose(FilterPackage package, out string? conflict) => Propose(package, out conflict, out _);
+
+    /// <summary>As <see cref="Propose(FilterPackage, out string?)"/>, also naming the unit that already publishes a conflicting name.</summary>
+    public FilterRegistry? Propose(FilterPackage package, out string? conflict, out string? conflictingUnit)
     {
         ArgumentNullException.ThrowIfNull(package);
+        conflictingUnit = null;
         lock (_gate)
         {
             foreach (var name in package.FactoryNames)
@@ -67,6 +71,7 @@ public sealed class FilterCatalog
                     if (other.Id != package.Id && other.FactoryNames.Contains(name, StringComparer.OrdinalIgnoreCase))
                     {
                         conflict = $"filter name '{name}' is already published by {other.File}";
+                        conflictingUnit = other.Id;
                         return null;
                     }
                 }

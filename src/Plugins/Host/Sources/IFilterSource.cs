@@ -45,6 +45,9 @@ public interface IFilterSource : IDisposable
     /// <summary>Loads every complete unit present now, without waiting for files to settle (start-up, <c>validate</c>).</summary>
     IReadOnlyList<FilterSourceChange> ScanNow();
 
+    /// <summary>Loads unit <paramref name="id"/> again on the next pass even if its files did not change (a refusal's cause went away).</summary>
+    void Recheck(string id);
+
     /// <summary>Watches the directory until cancelled and writes each change once the files involved have settled.</summary>
     Task WatchAsync(ChannelWriter<FilterSourceChange> changes, CancellationToken cancellationToken);
 }
