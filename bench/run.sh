@@ -64,12 +64,19 @@ HAPROXY_HTTP=18200; HAPROXY_TCP=18201; HAPROXY_TLS=18202; HAPROXY_IPERF=18203
 MESH_L7=18300; MESH_TCP=18301; MESH_TLS=18302; MESH_IPERF=18303; MESH_L7F=18304; MESH_ADMIN=18390
 BASELINE=18400; PROF_L7=18500; PROF_TCP=18501; PROF_ADMIN=18590
 IPERF=18600
+# Two-sidecar pairs (client sidecar -> server sidecar -> nginx backend): plaintext, then mTLS.
+PLAIN_OUT=18700; PLAIN_TCP_OUT=18701; PLAIN_IN=18702; PLAIN_TCP_IN=18703; PLAIN_CLIENT_ADMIN=18790; PLAIN_SERVER_ADMIN=18791
+MTLS_OUT=18800; MTLS_TCP_OUT=18801; MTLS_IN=18802; MTLS_TCP_IN=18803; MTLS_CLIENT_ADMIN=18890; MTLS_SERVER_ADMIN=18891
 
 render() { sed -e "s#@WORK@#$WORK#g" -e "s#@BACKEND@#$BACKEND#g" -e "s#@BACKEND_TLS@#$BACKEND_TLS#g" -e "s#@BACKEND_H2@#$BACKEND_H2#g" \
   -e "s#@NGINX_L7@#$NGINX_L7#g" -e "s#@NGINX_H2@#$NGINX_H2#g" -e "s#@HAPROXY_HTTP@#$HAPROXY_HTTP#g" -e "s#@HAPROXY_TCP@#$HAPROXY_TCP#g" \
   -e "s#@HAPROXY_TLS@#$HAPROXY_TLS#g" -e "s#@HAPROXY_IPERF@#$HAPROXY_IPERF#g" -e "s#@IPERF@#$IPERF#g" \
   -e "s#@MESH_L7@#$MESH_L7#g" -e "s#@MESH_TCP@#$MESH_TCP#g" -e "s#@MESH_TLS@#$MESH_TLS#g" -e "s#@MESH_IPERF@#$MESH_IPERF#g" \
   -e "s#@MESH_L7F@#$MESH_L7F#g" -e "s#@MESH_ADMIN@#$MESH_ADMIN#g" -e "s#@PROF_L7@#$PROF_L7#g" -e "s#@PROF_TCP@#$PROF_TCP#g" -e "s#@PROF_ADMIN@#$PROF_ADMIN#g" "$1" > "$2"; }
+
+# pair TEMPLATE OUT OUT_PORT TCP_OUT IN TCP_IN CLIENT_ADMIN SERVER_ADMIN MTLS TLS_MODE IDENTITY SERVER_IDENTITY: one sidecar config of a pair.
+pair() { render "$LIB/$1" "$2.tmp"; sed -e "s#@PAIR_OUT@#$3#g" -e "s#@PAIR_TCP_OUT@#$4#g" -e "s#@PAIR_IN@#$5#g" -e "s#@PAIR_TCP_IN@#$6#g" \
+  -e "s#@PAIR_CLIENT_ADMIN@#$7#g" -e "s#@PAIR_SERVER_ADMIN@#$8#g" -e "s#@PAIR_MTLS@#$9#g" -e "s#@PAIR_TLS_MODE@#${10}#g" -e "s#@PAIR_IDENTITY@#${11}#g" -e "s#@PAIR_SERVER_IDENTITY@#${12:-}#g" "$2.tmp" > "$2"; rm "$2.tmp"; }
 
 wait_port() { for _ in $(seq 1 200); do (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0; sleep 0.05; done; log "port $1 did not open"; return 1; }
 wait_ready() { for _ in $(seq 1 400); do curl -sf "http://127.0.0.1:$1/ready" >/dev/null 2>&1 && return 0; sleep 0.025; done; log "admin $1 not ready"; return 1; }
@@ -95,7 +102,26 @@ IDLE_RSS_KB=$(awk '/VmRSS/ {print $2}' "/proc/$MESH_PID/status")
 DOTNET_GCgen0size=0x400000 taskset -c 1 "$WORK/baseline/forwarder-baseline" "$BASELINE" "http://127.0.0.1:$BACKEND/" >"$WORK/baseline.log" 2>&1 & PIDS+=($!); BASELINE_PID=$!
 wait_port "$BASELINE"
 
-ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+# The two-sidecar path, client -> sidecar (outbound) -> sidecar (inbound) -> backend, twice: plaintext
+# between the sidecars, and mTLS (built-in CA, HTTP/2 by ALPN between them; tcp inside mTLS). Both
+# sidecars of a pair share core 1, as a proxy under test does above.
+"$WORK/mesh/mesh-sidecar" ca init --dir "$WORK/ca" --trust-domain mesh.local >/dev/null
+IDENTITY="\"identity\": { \"source\": \"ca\", \"caDir\": \"$WORK/ca\", \"trustDomain\": \"mesh.local\" },"
+pair mesh-pair-server.json "$WORK/plain-server.json" 0 0 $PLAIN_IN $PLAIN_TCP_IN 0 $PLAIN_SERVER_ADMIN off off ""
+pair mesh-pair-client.json "$WORK/plain-client.json" $PLAIN_OUT $PLAIN_TCP_OUT $PLAIN_IN $PLAIN_TCP_IN $PLAIN_CLIENT_ADMIN 0 off off ""
+pair mesh-pair-server.json "$WORK/mtls-server.json" 0 0 $MTLS_IN $MTLS_TCP_IN 0 $MTLS_SERVER_ADMIN strict mesh "$IDENTITY"
+# The tcp service has its own name, so its expected server identity is the server sidecar's ("api").
+pair mesh-pair-client.json "$WORK/mtls-client.json" $MTLS_OUT $MTLS_TCP_OUT $MTLS_IN $MTLS_TCP_IN $MTLS_CLIENT_ADMIN 0 off mesh "$IDENTITY" ', "serverIdentity": "spiffe://mesh.local/ns/default/svc/api"'
+
+for side in plain-server plain-client mtls-server mtls-client; do
+  taskset -c 1 "$WORK/mesh/mesh-sidecar" run --config "$WORK/$side.json" >"$WORK/$side.log" 2>&1 & PIDS+=($!)
+  eval "PID_${side//-/_}=$!"
+done
+for admin in $PLAIN_SERVER_ADMIN $PLAIN_CLIENT_ADMIN $MTLS_SERVER_ADMIN $MTLS_CLIENT_ADMIN; do wait_ready "$admin"; done
+PLAIN_PAIR="$PID_plain_client,$PID_plain_server"; MTLS_PAIR="$PID_mtls_client,$PID_mtls_server"
+
+# CPU ticks of one process, or the sum over comma-separated PIDs (a sidecar pair).
+ticks() { local total=0 pid; for pid in ${1//,/ }; do total=$((total + $(awk '{print $14 + $15}' "/proc/$pid/stat"))); done; echo "$total"; }
 HZ=$(getconf CLK_TCK)
 
 # measure ROUND SETUP PID KIND TARGET: runs one load and appends a results row.
@@ -109,6 +135,10 @@ measure() {
     h2)   out=$(taskset -c 0 h2load -c 4 -m 10 -D "$DURATION" "$target" 2>&1)
           rps=$(awk '/finished in/ {print $4}' <<<"$out" | tr -d ',')
           p50=""; p99=$(awk '/time for request/ {print $6}' <<<"$out"); gbps="" ;;
+    # One new TCP connection per request (through tcp listeners: one new mTLS handshake between the sidecars each).
+    close) out=$(taskset -c 0 wrk -t1 -c64 -d"${DURATION}s" -H "Connection: close" --latency "$target")
+          rps=$(awk '/Requests\/sec/ {print $2}' <<<"$out")
+          p50=$(awk '$1=="50%" {print $2}' <<<"$out"); p99=$(awk '$1=="99%" {print $2}' <<<"$out"); gbps="" ;;
     iperf) out=$(taskset -c 0 iperf3 -c 127.0.0.1 -p "$target" -t "$DURATION" -J)
           gbps=$(python3 -c 'import json,sys; print(round(json.load(sys.stdin)["end"]["sum_received"]["bits_per_second"]/1e9,2))' <<<"$out")
           rps=""; p50=""; p99="" ;;
@@ -126,6 +156,9 @@ taskset -c 0 wrk -t1 -c64 -d"${WARMUP}s" "http://127.0.0.1:$BASELINE/" >/dev/nul
 taskset -c 0 h2load -c 4 -m 10 -D "$((WARMUP / 3 + 1))" "http://127.0.0.1:$MESH_L7/" >/dev/null 2>&1
 taskset -c 0 wrk -t1 -c64 -d"$((WARMUP / 3 + 1))s" "http://127.0.0.1:$MESH_TCP/" >/dev/null
 taskset -c 0 wrk -t1 -c64 -d"$((WARMUP / 3 + 1))s" "https://localhost:$MESH_TLS/" >/dev/null
+taskset -c 0 wrk -t1 -c64 -d"$((WARMUP / 3 + 1))s" "http://127.0.0.1:$PLAIN_OUT/" >/dev/null
+taskset -c 0 wrk -t1 -c64 -d"$((WARMUP / 3 + 1))s" "http://127.0.0.1:$MTLS_OUT/" >/dev/null
+taskset -c 0 wrk -t1 -c64 -d"$((WARMUP / 3 + 1))s" -H "Connection: close" "http://127.0.0.1:$MTLS_TCP_OUT/" >/dev/null
 
 # RSS under load: sampled while 64 connections run through Mesh L7.
 ( taskset -c 0 wrk -t1 -c64 -d"${DURATION}s" "http://127.0.0.1:$MESH_L7/" >/dev/null ) &
@@ -150,7 +183,16 @@ for round in $(seq 1 "$ROUNDS"); do
   measure "$round" mesh-h2        "$MESH_PID"    h2  "http://127.0.0.1:$MESH_L7/"
   measure "$round" haproxy-bulk   "$HAPROXY_PID" iperf "$HAPROXY_IPERF"
   measure "$round" mesh-bulk      "$MESH_PID"    iperf "$MESH_IPERF"
+  measure "$round" pair-plain     "$PLAIN_PAIR"  wrk "http://127.0.0.1:$PLAIN_OUT/"
+  measure "$round" pair-mtls      "$MTLS_PAIR"   wrk "http://127.0.0.1:$MTLS_OUT/"
+  measure "$round" pair-plain-h2  "$PLAIN_PAIR"  h2  "http://127.0.0.1:$PLAIN_OUT/"
+  measure "$round" pair-mtls-h2   "$MTLS_PAIR"   h2  "http://127.0.0.1:$MTLS_OUT/"
+  measure "$round" pair-plain-tcp-newconn "$PLAIN_PAIR" close "http://127.0.0.1:$PLAIN_TCP_OUT/"
+  measure "$round" pair-mtls-tcp-newconn  "$MTLS_PAIR"  close "http://127.0.0.1:$MTLS_TCP_OUT/"
 done
+# New mTLS connections the server sidecar accepted, as its own counter saw them (cross-check of the newconn setup).
+MTLS_HANDSHAKES=$(curl -s "http://127.0.0.1:$MTLS_SERVER_ADMIN/metrics" | awk '/^mesh_tls_handshakes_total\{listener="inbound-tcp"/ {print $2}')
+log "mTLS handshakes accepted by the server sidecar's tcp listener over the whole run: ${MTLS_HANDSHAKES:-0}"
 
 # Added latency at a fixed 1,000 requests/s (open loop, 4 connections), direct and through each proxy.
 lat() { taskset -c 0 "$WORK/rateload/mesh-rateload" "$1" 1000 "$DURATION" 4 | awk '{print $6, $10}'; }

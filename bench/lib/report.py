@@ -74,6 +74,9 @@ comparisons = [
     ("Mesh L4 tcp vs HAProxy tcp, requests per core-second", "mesh-tcp", "haproxy-tcp", True, 0.9),
     ("Mesh TLS passthrough vs HAProxy tcp+SNI, requests per core-second", "mesh-tls", "haproxy-tls", True, 0.9),
     ("Mesh L4 bulk vs HAProxy tcp, Gbit/s per core", "mesh-bulk", "haproxy-bulk", True, 0.9),
+    ("Two-sidecar path, mTLS vs plaintext between the sidecars (HTTP/1.1 client)", "pair-mtls", "pair-plain", False, 0.75),
+    ("Two-sidecar path, mTLS vs plaintext (h2load client)", "pair-mtls-h2", "pair-plain-h2", False, None),
+    ("New connections through the pair over tcp, mTLS vs plaintext", "pair-mtls-tcp-newconn", "pair-plain-tcp-newconn", False, None),
 ]
 
 proxies = {"direct": None}
@@ -145,7 +148,10 @@ idle_mb, load_mb = int(idle_kb) / 1024, int(load_kb) / 1024
 w(f"| Idle RSS (target at most 50 MB) | {idle_mb:.1f} MB | {'met' if idle_mb <= 50 else 'missed'} |")
 w(f"| RSS under load, 64 connections (target at most 100 MB) | {load_mb:.1f} MB | {'met' if load_mb <= 100 else 'missed'} |")
 w(f"| Start to /ready (target at most 1 s) | {int(ready_ms)} ms | {'met' if int(ready_ms) <= 1000 else 'missed'} |")
-w("| L7 with one JS filter; two-sidecar mTLS hop | not measured | not yet landed |")
+newconn = [value(get(rd, "pair-mtls-tcp-newconn")) for rd in rounds if get(rd, "pair-mtls-tcp-newconn")]
+if newconn:
+    w(f"| New mTLS connections per second between two sidecars (tcp listeners, one handshake per request, both sidecars on one core) | {statistics.median(newconn):,.0f} | recorded |")
+w("| L7 with one JS filter | not measured | not yet landed |")
 w("")
 w("![Ratios against nginx and HAProxy](benchmarks-ratios.svg)")
 w("")

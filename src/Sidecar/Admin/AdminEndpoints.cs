@@ -5,12 +5,13 @@ using System.Text.Json.Nodes;
 using Mesh.Sidecar.Filters;
 using Mesh.Sidecar.Listeners;
 using Mesh.Sidecar.Metrics;
+using Mesh.Sidecar.Security;
 using Mesh.Sidecar.Translation;
 
 namespace Mesh.Sidecar.Admin;
 
 /// <summary>Serves the admin listener. Paths are few and fixed, so a switch beats a router here.</summary>
-internal sealed class AdminEndpoints(MeshStateStore store, ListenerManager listeners, PrometheusExporter exporter, IHostApplicationLifetime lifetime, PluginsAdmin plugins)
+internal sealed class AdminEndpoints(MeshStateStore store, ListenerManager listeners, PrometheusExporter exporter, IHostApplicationLifetime lifetime, IdentityAdmin identity, PluginsAdmin plugins)
 {
     private static readonly JsonSerializerOptions Json = new(JsonSerializerDefaults.Web) { WriteIndented = true, Encoder = JavaScriptEncoder.UnsafeRelaxedJsonEscaping };
     private static readonly string[] SecretWords = ["token", "password", "secret", "privatekey", "key", "keys", "tokens", "secrets", "passwords"];
@@ -21,9 +22,10 @@ internal sealed class AdminEndpoints(MeshStateStore store, ListenerManager liste
         "/ready" => Ready(context),
         "/admin/config" => ConfigAsync(context),
         "/admin/clusters" => ClustersAsync(context),
+        IdentityAdmin.Path => identity.HandleAsync(context),
         "/admin/plugins" => Text(context, 200, plugins.Render().ToJsonString(Json), "application/json"),
         "/metrics" => Text(context, 200, exporter.Render(), "text/plain; version=0.0.4; charset=utf-8"),
-        "/" => Text(context, 200, "mesh-sidecar admin: /healthz /ready /admin/config /admin/clusters /admin/plugins /metrics\n"),
+        "/" => Text(context, 200, "mesh-sidecar admin: /healthz /ready /admin/config /admin/clusters /admin/identity /admin/plugins /metrics\n"),
         _ => Text(context, 404, $"no admin endpoint {context.Request.Path}\n"),
     };
 

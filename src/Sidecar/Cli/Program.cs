@@ -78,6 +78,7 @@ internal static class Program
         root.Subcommands.Add(validate);
         root.Subcommands.Add(demo);
         root.Subcommands.Add(version);
+        root.Subcommands.Add(CaCommand.Create(output, error));
         return root;
     }
 

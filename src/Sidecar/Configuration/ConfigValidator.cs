@@ -42,6 +42,8 @@ internal static partial class ConfigValidator
             ValidateService(name, service, $"services.{name}", errors);
         }
 
+        ValidateSecurity(options, errors);
+
         if (options.Performance.GcGen0SizeMb is < 0 or > 256)
         {
             errors.Add(new ConfigError("performance.gcGen0SizeMb", $"{options.Performance.GcGen0SizeMb} is out of range; use 0 (the runtime's choice) to 256"));

@@ -27,6 +27,12 @@ public sealed record MeshOptions
 
     /// <summary>C# plugin loading.</summary>
     public PluginsOptions Plugins { get; init; } = new();
+
+    /// <summary>This sidecar's SPIFFE identity and certificate source (mTLS).</summary>
+    public IdentityOptions Identity { get; init; } = new();
+
+    /// <summary>Who may call the local app through inbound listeners.</summary>
+    public AuthorizationOptions Authorization { get; init; } = new();
 }
 
 /// <summary>The local application that inbound traffic is delivered to.</summary>
@@ -99,6 +105,9 @@ public sealed record ListenerOptions
 
     /// <summary>Connection filters run at accept, in order; the first deny closes the connection.</summary>
     public IReadOnlyList<FilterOptions> ConnectionFilters { get; init; } = [];
+
+    /// <summary>Inbound <c>http</c> and <c>tcp</c> listeners: <c>off</c>, <c>strict</c> or <c>permissive</c> mTLS from peer sidecars.</summary>
+    public string Mtls { get; init; } = MtlsModes.Off;
 }
 
 /// <summary>Per-connection TCP proxy settings.</summary>
@@ -125,6 +134,9 @@ public sealed record TlsPassthroughOptions
 
     /// <summary>How long to wait for a whole ClientHello.</summary>
     public int PeekTimeoutMs { get; init; } = 5000;
+
+    /// <summary><c>http</c> listeners: edge certificates, chosen by SNI, that terminate TLS for ordinary clients.</summary>
+    public IReadOnlyList<ServerCertificateOptions> Certificates { get; init; } = [];
 }
 
 /// <summary>One SNI route.</summary>
@@ -285,6 +297,9 @@ public sealed record ServiceOptions
 
     /// <summary>Longest wait for upstream activity (headers or body), in milliseconds.</summary>
     public int RequestTimeoutMs { get; init; } = 100_000;
+
+    /// <summary>TLS to the endpoints: off, mesh (mTLS to peer sidecars) or tls.</summary>
+    public UpstreamTlsOptions Tls { get; init; } = new();
 }
 
 /// <summary>A static endpoint.</summary>

@@ -1,6 +1,7 @@
 // A service at runtime: its endpoints, its balancer and how to talk to it upstream.
 using System.Collections.Concurrent;
 using Mesh.Sidecar.LoadBalancing;
+using Mesh.Sidecar.Security.Tls;
 using Mesh.Sidecar.Upstream.Http1;
 using Yarp.ReverseProxy.Forwarder;
 
@@ -15,7 +16,8 @@ internal sealed class Cluster(
     HashKeySelector? hashKey,
     HttpMessageInvoker invoker,
     ForwarderRequestConfig requestConfig,
-    Http1Settings? http1 = null)
+    Http1Settings? http1 = null,
+    UpstreamTls? tls = null)
 {
     public string Name { get; } = name;
 
@@ -34,6 +36,9 @@ internal sealed class Cluster(
 
     /// <summary>Set when requests may go through Mesh's own HTTP/1.1 client instead of YARP's forwarder.</summary>
     public Http1Settings? Http1 { get; } = http1;
+
+    /// <summary>Set when endpoints are reached over TLS (<c>mesh</c> or <c>tls</c> mode); L4 listeners open TLS with it.</summary>
+    public UpstreamTls? Tls { get; } = tls;
 
     // Subsets that filters rerouted to, built on first use; the cluster is rebuilt (and this emptied) on every endpoint change.
     private const int MaxCachedSubsets = 64;

@@ -2,6 +2,7 @@
 using Mesh.Plugins;
 using Mesh.Sidecar.Listeners;
 using Mesh.Sidecar.Routing;
+using Mesh.Sidecar.Security;
 
 namespace Mesh.Sidecar.Filters;
 
@@ -56,7 +57,8 @@ internal sealed class HttpRequestContext : IRequestContext, IResponseContext, IR
 
     public string Direction => _listener?.Inbound == true ? "inbound" : "outbound";
 
-    public string? PeerIdentity => _context.Features.Get<IPeerIdentityFeature>()?.PeerIdentity;
+    // The mTLS listener sets the feature on connections whose client certificate passed the checks.
+    public string? PeerIdentity => _context.Features.Get<IPeerIdentityFeature>()?.PeerId.Value;
 
     public IDictionary<string, object?> Items => _items ??= new Dictionary<string, object?>(StringComparer.Ordinal);
 
@@ -134,19 +136,4 @@ internal sealed class HttpRequestContext : IRequestContext, IResponseContext, IR
             }
         }
     }
-}
-
-/// <summary>
-/// The verified identity of the peer on a connection (its SPIFFE ID), set as a connection feature by
-/// the listener that terminates mutual TLS. Until then no connection has one and filters see null.
-/// </summary>
-internal interface IPeerIdentityFeature
-{
-    string? PeerIdentity { get; }
-}
-
-/// <summary>A peer identity as a connection feature.</summary>
-internal sealed class PeerIdentityFeature(string? peerIdentity) : IPeerIdentityFeature
-{
-    public string? PeerIdentity { get; } = peerIdentity;
 }

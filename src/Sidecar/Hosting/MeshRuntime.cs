@@ -5,6 +5,7 @@ using Mesh.Sidecar.Configuration;
 using Mesh.Sidecar.Filters;
 using Mesh.Sidecar.Listeners;
 using Mesh.Sidecar.Metrics;
+using Mesh.Sidecar.Security;
 using Mesh.Sidecar.Translation;
 
 namespace Mesh.Sidecar.Hosting;
@@ -20,6 +21,7 @@ internal sealed partial class MeshRuntime : IAsyncDisposable
     private readonly StaticServiceCatalog _static;
     private readonly Dictionary<string, IServiceCatalog> _catalogs;
     private readonly ListenerManager _listeners;
+    private readonly SecurityRuntime _security;
     private readonly FilterRuntime _filters;
     private readonly MeshMetrics _metrics;
     private readonly ILogger<MeshRuntime> _logger;
@@ -35,6 +37,7 @@ internal sealed partial class MeshRuntime : IAsyncDisposable
         StaticServiceCatalog staticCatalog,
         IEnumerable<IServiceCatalog> catalogs,
         ListenerManager listeners,
+        SecurityRuntime security,
         MeshMetrics metrics,
         ILogger<MeshRuntime> logger,
         FilterRuntime filters)
@@ -45,6 +48,7 @@ internal sealed partial class MeshRuntime : IAsyncDisposable
         _catalogs = catalogs.ToDictionary(c => c.Name, StringComparer.Ordinal);
         _catalogs[_static.Name] = _static;
         _listeners = listeners;
+        _security = security;
         _filters = filters;
         _metrics = metrics;
         _logger = logger;
@@ -56,11 +60,19 @@ internal sealed partial class MeshRuntime : IAsyncDisposable
         await _gate.WaitAsync(cancellationToken).ConfigureAwait(false);
         try
         {
-            // Filters first: every chain is built (factories validate their config) before anything changes.
+            // Identity, certificates and upstream TLS load first: a bad file rejects the config before any socket changes.
+            var security = await _security.PrepareAsync(options, cancellationToken).ConfigureAwait(false);
+            if (security.Errors.Count > 0)
+            {
+                return security.Errors;
+            }
+
+            // Then every filter chain is built (factories validate their config), still before anything changes.
             var previous = _store.HasState ? _store.Current : null;
             var filterErrors = new List<ConfigError>();
             if (_filters.Prepare(options, previous?.Filters, filterErrors) is not { } filters)
             {
+                await _security.AbandonAsync(security).ConfigureAwait(false);
                 return filterErrors;
             }
 
@@ -68,8 +80,11 @@ internal sealed partial class MeshRuntime : IAsyncDisposable
             if (errors.Count > 0)
             {
                 FilterRuntime.Discard(filters, previous?.Filters);
+                await _security.AbandonAsync(security).ConfigureAwait(false);
                 return errors;
             }
+
+            _security.Commit(security);
 
             _static.Update(StaticEndpoints(options));
             _store.Swap(_translator.Build(options, _catalogs, previous, Interlocked.Increment(ref _version), filters));

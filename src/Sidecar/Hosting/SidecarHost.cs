@@ -11,6 +11,7 @@ using Mesh.Sidecar.L4;
 using Mesh.Sidecar.L7;
 using Mesh.Sidecar.Listeners;
 using Mesh.Sidecar.Metrics;
+using Mesh.Sidecar.Security;
 using Mesh.Sidecar.Translation;
 using Mesh.Sidecar.Upstream;
 using Mesh.Sidecar.Upstream.Http1;
@@ -89,9 +90,17 @@ internal static class SidecarHost
         {
             kestrel.AddServerHeader = false;
             kestrel.Limits.MaxRequestBodySize = null;
-            // Kestrel never binds a real socket: Mesh's listeners feed these two pipelines.
+            // Kestrel never binds a real socket: Mesh's listeners feed these pipelines.
             kestrel.Listen(new VirtualEndPoint(HttpPipeline.Http1), listen => ConfigurePipeline(listen, HttpProtocols.Http1));
             kestrel.Listen(new VirtualEndPoint(HttpPipeline.Http2), listen => ConfigurePipeline(listen, HttpProtocols.Http2));
+            kestrel.Listen(new VirtualEndPoint(HttpPipeline.Tls), listen =>
+            {
+                ConfigurePipeline(listen, HttpProtocols.Http1AndHttp2);
+                TlsTermination.Configure(listen);
+            });
+            // Sidecars speak HTTP/2 to each other inside their own TLS session, so requests arrive with
+            // :scheme http on a TLS connection; Kestrel would otherwise reset them.
+            kestrel.AllowAlternateSchemes = true;
         });
         builder.Services.Configure<SocketTransportOptions>(sockets => sockets.UnsafePreferInlineScheduling = inline);
         builder.Services.Configure<HostOptions>(host => host.ShutdownTimeout = TimeSpan.FromSeconds(15));
@@ -113,6 +122,7 @@ internal static class SidecarHost
         services.AddSingleton<StaticServiceCatalog>();
         services.AddSingleton<ConnectionHook>();
         services.AddSingleton<L4DataPath>();
+        services.AddMeshSecurity();
         services.AddSingleton<ListenerManager>();
         services.AddSingleton<MeshRuntime>(sp => new MeshRuntime(
             sp.GetRequiredService<MeshStateStore>(),
@@ -120,6 +130,7 @@ internal static class SidecarHost
             sp.GetRequiredService<StaticServiceCatalog>(),
             sp.GetServices<IServiceCatalog>(),
             sp.GetRequiredService<ListenerManager>(),
+            sp.GetRequiredService<SecurityRuntime>(),
             sp.GetRequiredService<MeshMetrics>(),
             sp.GetRequiredService<ILogger<MeshRuntime>>(),
             sp.GetRequiredService<FilterRuntime>()));

@@ -11,6 +11,9 @@ using Mesh.Sidecar.L4.Tcp;
 using Mesh.Sidecar.L4.Tls;
 using Mesh.Sidecar.LoadBalancing;
 using Mesh.Sidecar.Metrics;
+using Mesh.Sidecar.Security;
+using Mesh.Sidecar.Security.Tls;
+using Mesh.Sidecar.Configuration;
 using Mesh.Sidecar.Translation;
 using Microsoft.AspNetCore.Connections;
 
@@ -21,7 +24,14 @@ namespace Mesh.Sidecar.L4;
 /// fast path) and for the L4 side of <c>auto</c> listeners (Kestrel transport pipes). Balancing is per
 /// connection; the payload is never decoded, and TLS terminates on the backend.
 /// </summary>
-internal sealed partial class L4DataPath(MeshStateStore store, MeshMetrics metrics, ConnectionHook hook, ILogger<L4DataPath> logger)
+internal sealed partial class L4DataPath(
+    MeshStateStore store,
+    MeshMetrics metrics,
+    ConnectionHook hook,
+    SecurityRuntime security,
+    InboundTls inbound,
+    SecurityMetrics securityMetrics,
+    ILogger<L4DataPath> logger)
 {
     private const int MaxClientHello = 64 * 1024;
 
@@ -39,6 +49,14 @@ internal sealed partial class L4DataPath(MeshStateStore store, MeshMetrics metri
             }
 
             var remote = (IPEndPoint)client.RemoteEndPoint!;
+
+            // 1b. mTLS (inbound tcp listeners with mtls): terminate TLS and verify the caller first; authorization then decides on its SPIFFE ID.
+            if (routes.Listener.Mtls != MtlsModes.Off)
+            {
+                await HandleMtlsAsync(client, listener, routes, remote, stopping).ConfigureAwait(false);
+                return;
+            }
+
             var target = routes.DefaultCluster;
             var route = "default";
             string? serverName = null;
@@ -87,6 +105,14 @@ internal sealed partial class L4DataPath(MeshStateStore store, MeshMetrics metri
             {
                 metrics.L4Connection(listener, "connect-failed");
                 PipeRelay.Reset(client);
+                return;
+            }
+
+            // 5b. Upstream TLS: a service in mesh mode gets the stream inside mTLS to the peer's strict tcp listener (tls mode: plain TLS).
+            if (target.Tls is not null)
+            {
+                var idleTimeout = routes.Listener.Tcp.IdleTimeoutMs == 0 ? Timeout.InfiniteTimeSpan : TimeSpan.FromMilliseconds(routes.Listener.Tcp.IdleTimeoutMs);
+                await RelayToAsync(SocketSide(client), upstream.Socket, upstream.Endpoint, target, listener, idleTimeout, stopping).ConfigureAwait(false);
                 return;
             }
 
@@ -326,5 +352,8 @@ internal sealed partial class L4DataPath(MeshStateStore store, MeshMetrics metri
 
         [LoggerMessage(4004, LogLevel.Debug, "Listener {Listener}: connection ended: {Reason}")]
         public static partial void ConnectionEnded(ILogger logger, string listener, string reason);
+
+        [LoggerMessage(4005, LogLevel.Information, "Listener {Listener}: connection from {Client} ({Caller}) denied by authorization rule {Rule}")]
+        public static partial void Denied(ILogger logger, string listener, string client, string caller, string rule);
     }
 }

@@ -7,6 +7,8 @@ using Mesh.Sidecar.Filters;
 using Mesh.Sidecar.Listeners;
 using Mesh.Sidecar.Metrics;
 using Mesh.Sidecar.Routing;
+using Mesh.Sidecar.Security;
+using Mesh.Sidecar.Security.Tls;
 using Mesh.Sidecar.Translation;
 using Mesh.Sidecar.Upstream.Http1;
 using Yarp.ReverseProxy.Forwarder;
@@ -24,6 +26,8 @@ internal sealed partial class HttpDataPath(
     Http1Forwarder http1Forwarder,
     MeshMetrics metrics,
     AdminEndpoints admin,
+    SecurityRuntime security,
+    SecurityMetrics securityMetrics,
     ILoggerFactory loggerFactory)
 {
     private readonly ILogger _accessLog = loggerFactory.CreateLogger("Mesh.AccessLog");
@@ -44,6 +48,24 @@ internal sealed partial class HttpDataPath(
     {
         var started = Stopwatch.GetTimestamp();
         var state = store.Current;
+
+        // 1b. Identity: drop any x-forwarded-client-cert the client sent; on mTLS connections set it from the verified caller.
+        var peer = context.Features.Get<IPeerIdentityFeature>() as PeerIdentityFeature;
+        ForwardedClientCert.Apply(context.Request.Headers, peer);
+
+        // 1c. Authorization: on inbound listeners the first matching rule (caller, path, method, headers) allows or denies.
+        if (listener.Inbound && security.Current.Policy is { } policy)
+        {
+            var decision = policy.Decide(listener.Name, peer?.PeerId, context.Request);
+            securityMetrics.Decision(listener.Name, decision.Rule, decision.Allowed);
+            if (!decision.Allowed)
+            {
+                Log.Denied(_accessLog, listener.Name, peer?.PeerId.Value ?? "unauthenticated", context.Request.Method, context.Request.Path.Value ?? "", decision.Rule);
+                await RespondAsync(context, StatusCodes.Status403Forbidden, Denied(decision.Rule, peer)).ConfigureAwait(false);
+                metrics.RequestCompleted("", "", StatusCodes.Status403Forbidden, started);
+                return;
+            }
+        }
 
         // 2. Route: first match in this listener's table (host, path, method, headers, query, cookies).
         var route = state.RoutesFor(listener.Name).Match(context.Request);
@@ -127,6 +149,11 @@ internal sealed partial class HttpDataPath(
             if (error != ForwarderError.None)
             {
                 Log.ForwardFailed(_accessLog, route.Name, endpoint.Authority, error.ToString());
+                if (UpstreamTlsException.Find(context.Features.Get<IForwarderErrorFeature>()?.Exception) is { } refused)
+                {
+                    // YARP answered 502 without a body; say which identity the peer had and which was expected.
+                    await RespondAsync(context, StatusCodes.Status502BadGateway, refused.Message + "\n").ConfigureAwait(false);
+                }
             }
 
             if (route.Filters.HasResponseFilters && !context.Response.HasStarted)
@@ -149,9 +176,14 @@ internal sealed partial class HttpDataPath(
         metrics.RequestCompleted(route.Name, route.ServiceName, status, started);
         if (store.Current.Options.Logging.AccessLog)
         {
-            Log.Access(_accessLog, context.Request.Method, context.Request.Host.Value ?? "", context.Request.Path.Value ?? "", status, route.Name, route.ServiceName, Stopwatch.GetElapsedTime(started).TotalMilliseconds);
+            var peer = (context.Features.Get<IPeerIdentityFeature>()?.PeerId.Value) ?? "-";
+            Log.Access(_accessLog, context.Request.Method, context.Request.Host.Value ?? "", context.Request.Path.Value ?? "", status, route.Name, route.ServiceName, peer, Stopwatch.GetElapsedTime(started).TotalMilliseconds);
         }
     }
+
+    private static string Denied(string rule, PeerIdentityFeature? peer) => rule == Security.Authorization.AuthorizationDecision.DefaultRule
+        ? $"denied by the authorization default action (caller {peer?.PeerId.Value ?? "unauthenticated"})\n"
+        : $"denied by authorization rule '{rule}' (caller {peer?.PeerId.Value ?? "unauthenticated"})\n";
 
     private static string NoRouteMessage(HttpContext context, MeshListenerFeature listener) =>
         $"no route matched {context.Request.Method} {context.Request.Host}{context.Request.Path} on listener '{listener.Name}'\n";
@@ -179,8 +211,11 @@ internal sealed partial class HttpDataPath(
 
     private static partial class Log
     {
-        [LoggerMessage(3001, LogLevel.Information, "{Method} {Host}{Path} {Status} route={Route} service={Service} {ElapsedMs:0.###}ms")]
-        public static partial void Access(ILogger logger, string method, string host, string path, int status, string route, string service, double elapsedMs);
+        [LoggerMessage(3001, LogLevel.Information, "{Method} {Host}{Path} {Status} route={Route} service={Service} peer={Peer} {ElapsedMs:0.###}ms")]
+        public static partial void Access(ILogger logger, string method, string host, string path, int status, string route, string service, string peer, double elapsedMs);
+
+        [LoggerMessage(3003, LogLevel.Information, "Listener {Listener}: {Caller} denied {Method} {Path} by authorization rule {Rule}")]
+        public static partial void Denied(ILogger logger, string listener, string caller, string method, string path, string rule);
 
         [LoggerMessage(3002, LogLevel.Debug, "Route {Route}: forwarding to {Endpoint} failed: {Error}")]
         public static partial void ForwardFailed(ILogger logger, string route, string endpoint, string error);

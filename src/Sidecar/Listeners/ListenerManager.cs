@@ -10,6 +10,8 @@ using Mesh.Sidecar.L4.Udp;
 using Mesh.Sidecar.LoadBalancing;
 using Mesh.Sidecar.Translation;
 using Mesh.Sidecar.Metrics;
+using Mesh.Sidecar.Security.Certificates;
+using Mesh.Sidecar.Security.Tls;
 using Microsoft.AspNetCore.Connections;
 using Microsoft.AspNetCore.Server.Kestrel.Transport.Sockets;
 using Microsoft.Extensions.Options;
@@ -38,6 +40,7 @@ internal sealed partial class ListenerManager : IAsyncDisposable
     private readonly MeshStateStore _store;
     private readonly L4DataPath _l4;
     private readonly ConnectionHook _hook;
+    private readonly InboundTls _tls;
     private readonly ILoggerFactory _loggerFactory;
     private readonly ILogger<ListenerManager> _logger;
     private readonly CancellationTokenSource _stopping = new();
@@ -56,7 +59,8 @@ internal sealed partial class ListenerManager : IAsyncDisposable
         MeshMetrics metrics,
         MeshStateStore store,
         L4DataPath l4,
-        ConnectionHook hook)
+        ConnectionHook hook,
+        InboundTls tls)
     {
         _sockets = new SocketTransportFactory(socketOptions, loggerFactory);
         _pipelines = pipelines;
@@ -64,6 +68,7 @@ internal sealed partial class ListenerManager : IAsyncDisposable
         _store = store;
         _l4 = l4;
         _hook = hook;
+        _tls = tls;
         _loggerFactory = loggerFactory;
         _logger = loggerFactory.CreateLogger<ListenerManager>();
         _metrics.UdpProxies = UdpProxies;
@@ -411,6 +416,30 @@ internal sealed partial class ListenerManager : IAsyncDisposable
             }
             else
             {
+                // 2a. TLS: on listeners with mtls or edge certificates a TLS record goes to Kestrel's TLS
+                // pipeline (ALPN picks HTTP/1.1 or HTTP/2 after the handshake); plaintext goes on only where permissive.
+                if (spec.Listener is { } options && (options.Mtls != Configuration.MtlsModes.Off || options.Tls.Certificates.Count > 0))
+                {
+                    var first = await FirstBytes.PeekAsync(input, HttpDetectTimeout, TlsSniff.Classify, _stopping.Token).ConfigureAwait(false);
+                    if (first.Verdict == true)
+                    {
+                        if (!_pipelines.Dispatch(HttpPipeline.Tls, connection))
+                        {
+                            await connection.DisposeAsync().ConfigureAwait(false);
+                        }
+
+                        return;
+                    }
+
+                    if (options.Mtls != Configuration.MtlsModes.Permissive)
+                    {
+                        _tls.Refuse(feature.Name, connection.RemoteEndPoint, first.SawBytes ? RefusalReasons.Plaintext : RefusalReasons.Silent, first.SawBytes ? "a plaintext client on a listener that takes TLS only" : "the client sent nothing");
+                        connection.Abort();
+                        await connection.DisposeAsync().ConfigureAwait(false);
+                        return;
+                    }
+                }
+
                 pipeline = await HttpVersionDetector.DetectAsync(input, HttpDetectTimeout, _stopping.Token).ConfigureAwait(false);
             }
 

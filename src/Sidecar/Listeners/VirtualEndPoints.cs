@@ -13,6 +13,9 @@ internal enum HttpPipeline
 
     /// <summary>HTTP/2 with prior knowledge (h2c) or after ALPN.</summary>
     Http2,
+
+    /// <summary>TLS (mTLS from peers, or edge TLS): Kestrel terminates it, then ALPN picks HTTP/1.1 or HTTP/2.</summary>
+    Tls,
 }
 
 /// <summary>An endpoint Kestrel "binds" that is really a queue of connections from Mesh's accept loops.</summary>
@@ -31,6 +34,7 @@ internal sealed class VirtualConnectionListenerFactory : IConnectionListenerFact
 {
     private readonly Channel<ConnectionContext>[] _queues =
     [
+        Channel.CreateUnbounded<ConnectionContext>(new UnboundedChannelOptions { SingleReader = false, SingleWriter = false }),
         Channel.CreateUnbounded<ConnectionContext>(new UnboundedChannelOptions { SingleReader = false, SingleWriter = false }),
         Channel.CreateUnbounded<ConnectionContext>(new UnboundedChannelOptions { SingleReader = false, SingleWriter = false }),
     ];

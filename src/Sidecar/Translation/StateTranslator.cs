@@ -8,6 +8,7 @@ using Mesh.Sidecar.Upstream.Http1;
 using Mesh.Sidecar.L4;
 using Mesh.Sidecar.LoadBalancing;
 using Mesh.Sidecar.Routing;
+using Mesh.Sidecar.Security.Tls;
 using Mesh.Sidecar.Upstream;
 using RouteOptions = Mesh.Sidecar.Configuration.RouteOptions;
 
@@ -18,7 +19,7 @@ namespace Mesh.Sidecar.Translation;
 /// for the endpoints of the services that name it, and keeps endpoint objects (and their in-flight
 /// counts) when an endpoint is unchanged.
 /// </summary>
-internal sealed class StateTranslator(UpstreamClients clients)
+internal sealed class StateTranslator(UpstreamClients clients, UpstreamTlsClients tlsClients)
 {
     /// <summary>Cluster-id prefix of the local app, which inbound listeners deliver to.</summary>
     public const string LocalClusterPrefix = "inbound:";
@@ -36,7 +37,7 @@ internal sealed class StateTranslator(UpstreamClients clients)
         foreach (var (name, service) in options.Services)
         {
             var endpoints = catalogs.TryGetValue(service.Discovery, out var catalog) ? catalog.Current.EndpointsOf(name) : [];
-            clusters[name] = BuildCluster(name, service, endpoints, previous, options.Performance.MeshHttp1Client);
+            clusters[name] = BuildCluster(name, service, endpoints, previous, options.Performance.MeshHttp1Client, tlsClients.For(name, service, options));
         }
 
         var localId = LocalClusterPrefix + options.Service.Name;
@@ -99,7 +100,7 @@ internal sealed class StateTranslator(UpstreamClients clients)
         return new L4Routes(listener, defaultCluster, [.. sni]);
     }
 
-    private Cluster BuildCluster(string name, ServiceOptions service, IReadOnlyList<ServiceEndpoint> endpoints, MeshState? previous, bool meshHttp1)
+    private Cluster BuildCluster(string name, ServiceOptions service, IReadOnlyList<ServiceEndpoint> endpoints, MeshState? previous, bool meshHttp1, UpstreamTls? tls = null)
     {
         var states = new EndpointState[endpoints.Count];
         EndpointState[] old = previous is not null && previous.Clusters.TryGetValue(name, out var oldCluster) ? oldCluster.Endpoints : [];
@@ -116,9 +117,11 @@ internal sealed class StateTranslator(UpstreamClients clients)
             states,
             LoadBalancer.Create(policy, states),
             hashKey,
-            clients.For(service.ConnectTimeoutMs),
-            UpstreamClients.RequestConfig(service.Protocol, service.RequestTimeoutMs),
-            meshHttp1 && service.Protocol == UpstreamProtocols.Http1 ? new Http1Settings(service.ConnectTimeoutMs, service.RequestTimeoutMs) : null);
+            tls?.Invoker ?? clients.For(service.ConnectTimeoutMs),
+            tls?.RequestConfig ?? UpstreamClients.RequestConfig(service.Protocol, service.RequestTimeoutMs),
+            // TLS services (mesh, tls) go through YARP, whose handler carries the TLS session.
+            meshHttp1 && service.Protocol == UpstreamProtocols.Http1 && tls is null ? new Http1Settings(service.ConnectTimeoutMs, service.RequestTimeoutMs) : null,
+            tls);
     }
 
     private static EndpointState? Reuse(EndpointState[] old, ServiceEndpoint endpoint)
