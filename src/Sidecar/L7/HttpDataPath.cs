@@ -10,6 +10,7 @@ using Mesh.Sidecar.Routing;
 using Mesh.Sidecar.Security;
 using Mesh.Sidecar.Security.Tls;
 using Mesh.Sidecar.Translation;
+using Mesh.Sidecar.Upstream;
 using Mesh.Sidecar.Upstream.Http1;
 using Yarp.ReverseProxy.Forwarder;
 
@@ -48,6 +49,14 @@ internal sealed partial class HttpDataPath(
     {
         var started = Stopwatch.GetTimestamp();
         var state = store.Current;
+
+        // 1a. Request check: header names must be tokens and values free of CR, LF and NUL (HTTP/2 lets them through), else 400 on both upstream paths.
+        if (HttpSyntax.FindInvalidRequestHeader(context.Request.Headers) is not null)
+        {
+            await RespondAsync(context, StatusCodes.Status400BadRequest, "a request header name is not a token, or its value holds CR, LF or NUL\n").ConfigureAwait(false);
+            metrics.RequestCompleted("", "", StatusCodes.Status400BadRequest, started);
+            return;
+        }
 
         // 1b. Identity: drop any x-forwarded-client-cert the client sent; on mTLS connections set it from the verified caller.
         var peer = context.Features.Get<IPeerIdentityFeature>() as PeerIdentityFeature;
