@@ -7,7 +7,7 @@ namespace Mesh.FunctionalTests.Plugins;
 
 public sealed class SamplePluginTests
 {
-    private static object Config(string plugins, object listener, object[] routes, IReadOnlyDictionary<string, object> services, bool meshHttp1Client = true) => new
+    private static object Config(string plugins, object listener, object[] routes, IReadOnlyDictionary<string, object> services) => new
     {
         service = new { name = "client", address = "127.0.0.1", port = 0 },
         admin = new { address = "127.0.0.1", port = 0 },
@@ -16,7 +16,6 @@ public sealed class SamplePluginTests
         services,
         plugins = new { directory = plugins },
         logging = new { level = "Warning" },
-        performance = new { meshHttp1Client },
     };
 
     private static object Http(object[]? connectionFilters = null) =>
@@ -98,10 +97,7 @@ public sealed class SamplePluginTests
             plugins.Path,
             Http(),
             [new { name = "web", service = "web", filters = new object[] { new { name = "header-router" } } }],
-            new Dictionary<string, object> { ["web"] = new { endpoints = new[] { v1.Endpoint("v1"), v2.Endpoint("v2") } } },
-            // Mesh's own HTTP/1.1 client stalls on some of http.server's answers (head and body in two writes);
-            // reported separately. This test is about the subset, so it forwards through YARP.
-            meshHttp1Client: false));
+            new Dictionary<string, object> { ["web"] = new { endpoints = new[] { v1.Endpoint("v1"), v2.Endpoint("v2") } } }));
         var url = new Uri(sidecar.Listener(), "/id.txt").ToString();
 
         var canary = new List<string>();
