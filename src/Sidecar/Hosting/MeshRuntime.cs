@@ -20,6 +20,7 @@ internal sealed partial class MeshRuntime : IAsyncDisposable
     private readonly StateTranslator _translator;
     private readonly StaticServiceCatalog _static;
     private readonly Dictionary<string, IServiceCatalog> _catalogs;
+    private readonly IReadOnlyList<IDiscoveryConfigurator> _configurators;
     private readonly ListenerManager _listeners;
     private readonly SecurityRuntime _security;
     private readonly FilterRuntime _filters;
@@ -40,8 +41,10 @@ internal sealed partial class MeshRuntime : IAsyncDisposable
         SecurityRuntime security,
         MeshMetrics metrics,
         ILogger<MeshRuntime> logger,
-        FilterRuntime filters)
+        FilterRuntime filters,
+        IEnumerable<IDiscoveryConfigurator>? configurators = null)
     {
+        _configurators = [.. configurators ?? []];
         _store = store;
         _translator = translator;
         _static = staticCatalog;
@@ -60,10 +63,21 @@ internal sealed partial class MeshRuntime : IAsyncDisposable
         await _gate.WaitAsync(cancellationToken).ConfigureAwait(false);
         try
         {
+            // Providers check what they need first (a Consul certificate that does not load rejects the config).
+            foreach (var configurator in _configurators)
+            {
+                if (configurator.Prepare(options) is { Count: > 0 } problems)
+                {
+                    Abandon();
+                    return problems;
+                }
+            }
+
             // Identity, certificates and upstream TLS load first: a bad file rejects the config before any socket changes.
             var security = await _security.PrepareAsync(options, cancellationToken).ConfigureAwait(false);
             if (security.Errors.Count > 0)
             {
+                Abandon();
                 return security.Errors;
             }
 
@@ -72,6 +86,7 @@ internal sealed partial class MeshRuntime : IAsyncDisposable
             var filterErrors = new List<ConfigError>();
             if (_filters.Prepare(options, previous?.Filters, filterErrors) is not { } filters)
             {
+                Abandon();
                 await _security.AbandonAsync(security).ConfigureAwait(false);
                 return filterErrors;
             }
@@ -80,8 +95,14 @@ internal sealed partial class MeshRuntime : IAsyncDisposable
             if (errors.Count > 0)
             {
                 FilterRuntime.Discard(filters, previous?.Filters);
+                Abandon();
                 await _security.AbandonAsync(security).ConfigureAwait(false);
                 return errors;
+            }
+
+            foreach (var configurator in _configurators)
+            {
+                configurator.Commit();
             }
 
             _security.Commit(security);
@@ -94,6 +115,14 @@ internal sealed partial class MeshRuntime : IAsyncDisposable
         finally
         {
             _gate.Release();
+        }
+    }
+
+    private void Abandon()
+    {
+        foreach (var configurator in _configurators)
+        {
+            configurator.Abandon();
         }
     }
 

@@ -8,6 +8,7 @@ using Mesh.Sidecar.Listeners;
 using Mesh.Sidecar.Metrics;
 using Mesh.Sidecar.Routing;
 using Mesh.Sidecar.Security;
+using Mesh.Sidecar.Security.Authorization;
 using Mesh.Sidecar.Security.Tls;
 using Mesh.Sidecar.Translation;
 using Mesh.Sidecar.Upstream;
@@ -29,7 +30,8 @@ internal sealed partial class HttpDataPath(
     AdminEndpoints admin,
     SecurityRuntime security,
     SecurityMetrics securityMetrics,
-    ILoggerFactory loggerFactory)
+    ILoggerFactory loggerFactory,
+    ConsulIntentionsCheck intentions)
 {
     private readonly ILogger _accessLog = loggerFactory.CreateLogger("Mesh.AccessLog");
 
@@ -71,6 +73,20 @@ internal sealed partial class HttpDataPath(
             {
                 Log.Denied(_accessLog, listener.Name, peer?.PeerId.Value ?? "unauthenticated", context.Request.Method, context.Request.Path.Value ?? "", decision.Rule);
                 await RespondAsync(context, StatusCodes.Status403Forbidden, Denied(decision.Rule, peer)).ConfigureAwait(false);
+                metrics.RequestCompleted("", "", StatusCodes.Status403Forbidden, started);
+                return;
+            }
+        }
+
+        // 1d. Consul intentions: with authorization.consulIntentions, the agent decides for this caller (cached per caller, fails closed).
+        if (listener.Inbound && state.Options.Authorization.ConsulIntentions)
+        {
+            var intention = await intentions.CheckAsync(state.Options.Service.Name, peer).ConfigureAwait(false);
+            securityMetrics.Decision(listener.Name, ConsulIntentionsCheck.RuleName, intention.Authorized);
+            if (!intention.Authorized)
+            {
+                Log.Denied(_accessLog, listener.Name, peer?.PeerId.Value ?? "unauthenticated", context.Request.Method, context.Request.Path.Value ?? "", ConsulIntentionsCheck.RuleName);
+                await RespondAsync(context, StatusCodes.Status403Forbidden, $"denied by Consul intentions: {intention.Reason} (caller {peer?.PeerId.Value ?? "unauthenticated"})\n").ConfigureAwait(false);
                 metrics.RequestCompleted("", "", StatusCodes.Status403Forbidden, started);
                 return;
             }

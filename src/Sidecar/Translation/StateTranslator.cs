@@ -128,7 +128,8 @@ internal sealed class StateTranslator(UpstreamClients clients, UpstreamTlsClient
     {
         foreach (var state in old)
         {
-            if (state.Endpoint.SameInstanceAs(endpoint) && state.Weight == Math.Max(1, endpoint.Weight))
+            // Tags are kept equal too: Consul can retag an instance (a canary), and routes and filters read them.
+            if (state.Endpoint.SameInstanceAs(endpoint) && state.Weight == Math.Max(1, endpoint.Weight) && state.Endpoint.Tags.SequenceEqual(endpoint.Tags))
             {
                 return state;
             }
