@@ -10,8 +10,8 @@ namespace Mesh.Sidecar.Configuration;
 /// on duplicate keys, so those are caught here, each with its JSON path: null where the record does
 /// not allow it, an object, list or plain value of the wrong kind, duplicate keys. Unknown keys and
 /// values that do not parse are left to the configuration check, which also sees the overrides.
-/// A property whose type is <see cref="JsonElement"/> or a <see cref="System.Text.Json.Nodes.JsonNode"/>
-/// is opaque: any JSON goes there and it is not walked (see <see cref="IsOpaque"/>).
+/// A property marked <see cref="RawJsonAttribute"/>, or whose type is <see cref="JsonElement"/> or a
+/// <see cref="System.Text.Json.Nodes.JsonNode"/>, is opaque: any JSON goes there and it is not walked.
 /// </summary>
 internal static partial class ConfigSchema
 {
@@ -162,6 +162,12 @@ internal static partial class ConfigSchema
             if (member is null || member.SetMethod is null)
             {
                 // Reported by the configuration check, with the same words for the file and the overrides.
+                continue;
+            }
+
+            if (member.IsDefined(typeof(RawJsonAttribute)))
+            {
+                // Any JSON: kept as the file wrote it for its reader (a filter's config).
                 continue;
             }
 

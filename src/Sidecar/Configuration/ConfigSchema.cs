@@ -41,6 +41,12 @@ internal static partial class ConfigSchema
             return;
         }
 
+        if (property.IsDefined(typeof(RawJsonAttribute)))
+        {
+            // Kept as the file's JSON (FilterConfigJson), not walked as typed options.
+            return;
+        }
+
         CheckValue(section, property.PropertyType, Join(parentPath, CamelCase(property.Name)), errors);
     }
 

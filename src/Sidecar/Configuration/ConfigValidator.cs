@@ -28,6 +28,7 @@ internal static partial class ConfigValidator
         {
             ValidateListener(options.Listeners[i], $"listeners[{i}]", listenerNames, sockets, i, errors);
             ValidateL4Listener(options, options.Listeners[i], $"listeners[{i}]", errors);
+            ValidateConnectionFilters(options.Listeners[i], $"listeners[{i}]", errors);
         }
 
         var routeNames = new HashSet<string>(StringComparer.Ordinal);
@@ -51,6 +52,7 @@ internal static partial class ConfigValidator
         }
 
         CheckNotNegative(options.Shutdown.DrainTimeoutMs, "shutdown.drainTimeoutMs", errors);
+        ValidatePlugins(options, errors);
 
         if (!KnownLevels.Contains(options.Logging.Level, StringComparer.OrdinalIgnoreCase))
         {
@@ -230,6 +232,7 @@ internal static partial class ConfigValidator
 
         ValidateMatch(route.Match, path + ".match", errors);
         ValidateTransforms(route.Transforms, path + ".transforms", errors);
+        ValidateFilters(route.Filters, path + ".filters", errors);
     }
 
     private static void ValidateMatch(RouteMatchOptions match, string path, List<ConfigError> errors)

@@ -28,6 +28,9 @@ public sealed record MeshOptions
     /// <summary>How SIGTERM and Ctrl-C drain before the process exits.</summary>
     public ShutdownOptions Shutdown { get; init; } = new();
 
+    /// <summary>C# plugin loading.</summary>
+    public PluginsOptions Plugins { get; init; } = new();
+
     /// <summary>This sidecar's SPIFFE identity and certificate source (mTLS).</summary>
     public IdentityOptions Identity { get; init; } = new();
 
@@ -105,6 +108,9 @@ public sealed record ListenerOptions
     /// connection as a server-first protocol and sending it to <see cref="Service"/>.
     /// </summary>
     public int DetectTimeoutMs { get; init; } = 100;
+
+    /// <summary>Connection filters run at accept, in order; the first deny closes the connection.</summary>
+    public IReadOnlyList<FilterOptions> ConnectionFilters { get; init; } = [];
 
     /// <summary>Inbound <c>http</c> and <c>tcp</c> listeners: <c>off</c>, <c>strict</c> or <c>permissive</c> mTLS from peer sidecars.</summary>
     public string Mtls { get; init; } = MtlsModes.Off;
@@ -192,6 +198,9 @@ public sealed record RouteOptions
 
     /// <summary>Header and path changes applied when this route is taken.</summary>
     public TransformOptions Transforms { get; init; } = new();
+
+    /// <summary>Request filters run in order before the request is forwarded.</summary>
+    public IReadOnlyList<FilterOptions> Filters { get; init; } = [];
 }
 
 /// <summary>Conditions that must all hold for a route to match.</summary>

@@ -29,12 +29,12 @@ internal sealed partial class HttpDataPath(
     Http1Forwarder http1Forwarder,
     MeshMetrics metrics,
     AdminEndpoints admin,
-    ShutdownDrain drain,
-    UpstreamErrors upstreamErrors,
     SecurityRuntime security,
     SecurityMetrics securityMetrics,
     ILoggerFactory loggerFactory,
-    ConsulIntentionsCheck intentions)
+    ConsulIntentionsCheck intentions,
+    ShutdownDrain drain,
+    UpstreamErrors upstreamErrors)
 {
     private readonly ILogger _accessLog = loggerFactory.CreateLogger("Mesh.AccessLog");
 
@@ -102,6 +102,14 @@ internal sealed partial class HttpDataPath(
 
         // 2. Route: first match in this listener's table (host, path, method, headers, query, cookies).
         var route = state.RoutesFor(listener.Name).Match(context.Request);
+        // A route whose filters closed after this state was read (a plugin swap that has drained since)
+        // belongs to an older snapshot: read the current one. Otherwise the request holds its filters.
+        while (route is not null && !route.Filters.TryEnter())
+        {
+            state = store.Current;
+            route = state.RoutesFor(listener.Name).Match(context.Request);
+        }
+
         if (route is null)
         {
             await RespondAsync(context, StatusCodes.Status404NotFound, NoRouteMessage(context, listener)).ConfigureAwait(false);
@@ -109,73 +117,95 @@ internal sealed partial class HttpDataPath(
             return;
         }
 
-        var clusterId = route.ClusterId;
-
-        // 3. Filters: the route's ordered chain may answer now or pick another service.
-        if (!route.Filters.IsEmpty)
+        try
         {
-            var decision = await route.Filters.RunAsync(new HttpRequestContext(context, route), context.RequestAborted).ConfigureAwait(false);
-            if (decision.Action == FilterAction.Respond)
+            var clusterId = route.ClusterId;
+            string? subset = null;
+
+            // 3. Filters: the route's ordered chain may answer now or pick another service or subset.
+            if (!route.Filters.IsEmpty)
             {
-                await RespondAsync(context, decision.StatusCode, decision.Body ?? "").ConfigureAwait(false);
+                var view = new HttpRequestContext(context, route, listener);
+                var decision = await route.Filters.RunAsync(view, context.RequestAborted).ConfigureAwait(false);
+                if (decision.Action == FilterAction.Respond)
+                {
+                    await RespondAsync(context, decision.StatusCode, decision.Body ?? "", decision.Headers).ConfigureAwait(false);
+                    Completed(context, route, started);
+                    return;
+                }
+
+                if (decision.Action == FilterAction.Reroute)
+                {
+                    clusterId = decision.Service == route.ServiceName ? route.ClusterId : decision.Service!;
+                    subset = decision.Subset;
+                }
+
+                if (route.Filters.HasResponseFilters)
+                {
+                    view.RunResponseFiltersOnStart(route.Filters);
+                }
+            }
+
+            // 4. Service endpoints: the cluster translated from config and discovery snapshots.
+            if (!state.Clusters.TryGetValue(clusterId, out var cluster))
+            {
+                await RespondAsync(context, StatusCodes.Status503ServiceUnavailable, $"no service named '{clusterId}'\n").ConfigureAwait(false);
                 Completed(context, route, started);
                 return;
             }
 
-            if (decision.Action == FilterAction.Reroute)
+            // 5. Load balancer: one endpoint for this request (among the subset's endpoints when a filter chose one).
+            var balancer = subset is null ? cluster.Balancer : cluster.SubsetBalancer(subset);
+            var endpoint = balancer.Pick(cluster.HashKey?.Compute(context));
+            if (endpoint is null)
             {
-                clusterId = decision.Service!;
+                await RespondAsync(context, StatusCodes.Status503ServiceUnavailable, subset is null ? $"service '{cluster.Name}' has no healthy endpoint\n" : $"service '{cluster.Name}' has no healthy endpoint in subset '{subset}'\n").ConfigureAwait(false);
+                Completed(context, route, started);
+                return;
             }
-        }
 
-        // 4. Service endpoints: the cluster translated from config and discovery snapshots.
-        if (!state.Clusters.TryGetValue(clusterId, out var cluster))
-        {
-            await RespondAsync(context, StatusCodes.Status503ServiceUnavailable, $"no service named '{clusterId}'\n").ConfigureAwait(false);
+            // 6. Upstream: forward with the route's transforms over the cluster's shared client.
+            // Inline rather than a helper method: one async state machine per request, not two.
+            var error = ForwarderError.None;
+            endpoint.Enter();
+            try
+            {
+                error = cluster.Http1 is { } http1 && Http1Forwarder.CanForward(context)
+                    ? await http1Forwarder.SendAsync(context, endpoint, http1, route.Transformer).ConfigureAwait(false)
+                    : await forwarder.SendAsync(context, endpoint.DestinationPrefix, cluster.Invoker, cluster.RequestConfig, route.Transformer).ConfigureAwait(false);
+            }
+            finally
+            {
+                endpoint.Leave(error != ForwarderError.None);
+            }
+
+            if (error != ForwarderError.None)
+            {
+                Log.ForwardFailed(_accessLog, route.Name, endpoint.Authority, error.ToString());
+                if (UpstreamTlsException.Find(context.Features.Get<IForwarderErrorFeature>()?.Exception) is { } refused)
+                {
+                    // YARP answered 502 without a body; say which identity the peer had and which was expected.
+                    await RespondAsync(context, StatusCodes.Status502BadGateway, refused.Message + "\n").ConfigureAwait(false);
+                }
+                else
+                {
+                    // 7. Upstream errors: a 502 or 504 not yet sent gets a body naming the service and the reason.
+                    await upstreamErrors.RespondAsync(context, route.ServiceName, cluster, endpoint, error).ConfigureAwait(false);
+                }
+            }
+
+            if (route.Filters.HasResponseFilters && !context.Response.HasStarted)
+            {
+                // Response filters run while this request still holds its filters.
+                await context.Response.StartAsync().ConfigureAwait(false);
+            }
+
             Completed(context, route, started);
-            return;
-        }
-
-        // 5. Load balancer: one endpoint for this request.
-        var endpoint = cluster.Balancer.Pick(cluster.HashKey?.Compute(context));
-        if (endpoint is null)
-        {
-            await RespondAsync(context, StatusCodes.Status503ServiceUnavailable, $"service '{cluster.Name}' has no healthy endpoint\n").ConfigureAwait(false);
-            Completed(context, route, started);
-            return;
-        }
-
-        // 6. Upstream: forward with the route's transforms over the cluster's shared client.
-        // Inline rather than a helper method: one async state machine per request, not two.
-        var error = ForwarderError.None;
-        endpoint.Enter();
-        try
-        {
-            error = cluster.Http1 is { } http1 && Http1Forwarder.CanForward(context)
-                ? await http1Forwarder.SendAsync(context, endpoint, http1, route.Transformer).ConfigureAwait(false)
-                : await forwarder.SendAsync(context, endpoint.DestinationPrefix, cluster.Invoker, cluster.RequestConfig, route.Transformer).ConfigureAwait(false);
         }
         finally
         {
-            endpoint.Leave(error != ForwarderError.None);
+            route.Filters.Leave();
         }
-
-        if (error != ForwarderError.None)
-        {
-            Log.ForwardFailed(_accessLog, route.Name, endpoint.Authority, error.ToString());
-            if (UpstreamTlsException.Find(context.Features.Get<IForwarderErrorFeature>()?.Exception) is { } refused)
-            {
-                // YARP answered 502 without a body; say which identity the peer had and which was expected.
-                await RespondAsync(context, StatusCodes.Status502BadGateway, refused.Message + "\n").ConfigureAwait(false);
-            }
-            else
-            {
-                // 7. Upstream errors: a 502 or 504 not yet sent gets a body naming the service and the reason.
-                await upstreamErrors.RespondAsync(context, route.ServiceName, cluster, endpoint, error).ConfigureAwait(false);
-            }
-        }
-
-        Completed(context, route, started);
     }
 
     private void Completed(HttpContext context, CompiledRoute route, long started)
@@ -196,7 +226,7 @@ internal sealed partial class HttpDataPath(
     private static string NoRouteMessage(HttpContext context, MeshListenerFeature listener) =>
         $"no route matched {context.Request.Method} {context.Request.Host}{context.Request.Path} on listener '{listener.Name}'\n";
 
-    private static Task RespondAsync(HttpContext context, int status, string body)
+    private static Task RespondAsync(HttpContext context, int status, string body, IReadOnlyList<KeyValuePair<string, string>>? headers = null)
     {
         if (context.Response.HasStarted)
         {
@@ -205,6 +235,15 @@ internal sealed partial class HttpDataPath(
 
         context.Response.StatusCode = status;
         context.Response.ContentType = "text/plain; charset=utf-8";
+        if (headers is not null)
+        {
+            // A filter's answer (401 with WWW-Authenticate, 429 with Retry-After).
+            foreach (var (name, value) in headers)
+            {
+                context.Response.Headers.Append(name, value);
+            }
+        }
+
         return context.Response.WriteAsync(body);
     }
 

@@ -450,6 +450,23 @@ public sealed partial class DocumentedMessagesTests
         }),
         ["0 or more"] = () => Validate(c => Listener(c)["tcp"] = new JsonObject { ["idleTimeoutMs"] = -1 }),
 
+        // ---- filters and plugins ----
+        ["routes[0].filters[0].config.keys[1]: expected a string, found a number"] = () => ValidateWithPlugins(c => Route(c)["filters"] = Filters(new JsonObject { ["name"] = "keys", ["config"] = new JsonObject { ["keys"] = new JsonArray("a", 1) } })),
+        ["config.keys[1]: expected a string, found a number"] = () => ValidateWithPlugins(c => Route(c)["filters"] = Filters(new JsonObject { ["name"] = "keys", ["config"] = new JsonObject { ["keys"] = new JsonArray("a", 1) } })),
+        ["config.tenants: give at least one tenant"] = () => ValidateWithPlugins(c => Route(c)["filters"] = Filters(new JsonObject { ["name"] = "tenants", ["config"] = new JsonObject { ["tenants"] = new JsonArray() } })),
+        ["routes[0].filters[0]: filter factory 'x' threw InvalidOperationException in Create: ..."] = () => ValidateWithPlugins(c => Route(c)["filters"] = Filters(new JsonObject { ["name"] = "x" })),
+        ["expected an object, found array"] = () => ValidateWithPlugins(c => Route(c)["filters"] = Filters(new JsonObject { ["name"] = "keys", ["config"] = new JsonArray() })),
+        ["'ignore' is not one of: reject, continue"] = () => ValidateWithPlugins(c => Route(c)["filters"] = Filters(new JsonObject { ["name"] = "keys", ["onError"] = "ignore" })),
+        ["0 is out of range; use 1 to 300000"] = () => ValidateWithPlugins(c => Route(c)["filters"] = Filters(new JsonObject { ["name"] = "keys", ["timeoutMs"] = 0 })),
+        ["routes[0].filters[0].onErorr: unknown key; known keys here: name, config, onError, timeoutMs"] = () => ValidateWithPlugins(c => Route(c)["filters"] = Filters(new JsonObject { ["name"] = "keys", ["onErorr"] = "continue" })),
+        ["routes[0].filters[1].name: no filter named 'api-key' in the plugins directory DIR (it has: ...)"] = () => ValidateWithPlugins(c => Route(c)["filters"] = Filters(new JsonObject { ["name"] = "keys" }, new JsonObject { ["name"] = "api-key" })),
+        ["listeners[0].connectionFilters[0].name: ..."] = () => ValidateWithPlugins(c => Listener(c)["connectionFilters"] = Filters(new JsonObject { ["name"] = "tag" })),
+        ["'tag' is a request filter (use it in routes[].filters)"] = () => ValidateWithPlugins(c => Listener(c)["connectionFilters"] = Filters(new JsonObject { ["name"] = "tag" })),
+        ["udp listeners have no connections to filter; use a tcp, tls-passthrough, http or auto listener"] = () => ValidateWithPlugins(c => c["listeners"]!.AsArray().Add(new JsonObject { ["name"] = "u", ["protocol"] = "udp", ["service"] = "api", ["connectionFilters"] = Filters(new JsonObject { ["name"] = "keys" }) })),
+        ["plugins.directory: is required (a folder, relative to the config file)"] = () => Validate(c => c["plugins"] = new JsonObject { ["directory"] = "" }),
+        ["500 filter 'NAME' failed"] = () => FilteredRequestAsync(Filters(new JsonObject { ["name"] = "fault", ["config"] = new JsonObject { ["mode"] = "throw" } })),
+        ["503 filter 'api-key' (routes[0].filters[1]) is not loaded; see /admin/plugins"] = () => FilteredRequestAsync(Filters(new JsonObject { ["name"] = "tag", ["config"] = new JsonObject { ["tag"] = "a" } }, new JsonObject { ["name"] = "api-key" })),
+
         // Not reachable from today's config (static services always have endpoints; /ready is polled
         // only after start): compared with the program's own text.
         ["service 'NAME' has no healthy endpoint"] = () => SourceAsync("L7/HttpDataPath.cs"),
@@ -483,6 +500,71 @@ public sealed partial class DocumentedMessagesTests
         ["service"] = "api",
         ["tls"] = new JsonObject { ["routes"] = new JsonArray(new JsonObject { ["name"] = "t", ["serverNames"] = serverNames, ["service"] = "api" }) },
     };
+
+    // Filters for the docs' examples: "keys" reads a list of strings, "tenants" wants at least one, "x" throws in Create.
+    private const string DocsPlugin = """
+        namespace DocsFilters;
+        public sealed class KeysFactory : IRequestFilterFactory
+        {
+            public string Name => "keys";
+            public IRequestFilter Create(FilterSettings settings) { _ = settings.GetStrings("keys"); return new Pass(); }
+        }
+        public sealed class TenantsFactory : IRequestFilterFactory
+        {
+            public string Name => "tenants";
+            public IRequestFilter Create(FilterSettings settings) =>
+                settings.GetStrings("tenants").Count == 0 ? throw new FilterConfigException("tenants", "give at least one tenant") : new Pass();
+        }
+        public sealed class ThrowingFactory : IRequestFilterFactory
+        {
+            public string Name => "x";
+            public IRequestFilter Create(FilterSettings settings) => throw new InvalidOperationException("not today");
+        }
+        public sealed class Pass : IRequestFilter
+        {
+            public ValueTask<FilterResult> OnRequestAsync(IRequestContext context, CancellationToken cancellationToken) => ValueTask.FromResult(FilterResult.Continue);
+        }
+        """;
+
+    private static JsonArray Filters(params JsonObject[] entries) => new([.. entries.Cast<JsonNode?>()]);
+
+    /// <summary>A config directory whose plugins folder holds the docs' filters and the functional tests' toolkit.</summary>
+    private static string PluginConfigDirectory()
+    {
+        var directory = Directory.CreateTempSubdirectory("mesh-doc-plugins-").FullName;
+        var plugins = Directory.CreateDirectory(Path.Combine(directory, "plugins")).FullName;
+        File.WriteAllBytes(Path.Combine(plugins, "DocsFilters.dll"), CompiledDocsPlugin.Value);
+        File.WriteAllBytes(Path.Combine(plugins, "Toolkit.dll"), CompiledToolkit.Value);
+        return directory;
+    }
+
+    // Compiled once (Roslyn takes a moment), copied into each case's plugins folder.
+    private static readonly Lazy<byte[]> CompiledDocsPlugin = new(() => Mesh.Tests.PluginCompiler.Compile("DocsFilters", DocsPlugin));
+
+    private static readonly Lazy<byte[]> CompiledToolkit = new(() => Mesh.Tests.PluginCompiler.Compile("Toolkit", Plugins.TestPluginSources.Toolkit));
+
+    private static async Task<string> ValidateWithPlugins(Action<JsonObject> change)
+    {
+        var config = Base();
+        change(config);
+        var path = Path.Combine(PluginConfigDirectory(), "sidecar.json");
+        await File.WriteAllTextAsync(path, config.ToJsonString());
+        return await Cli("validate", "--config", path);
+    }
+
+    // A sidecar whose route runs these filters, and the answer to one request.
+    private static async Task<string> FilteredRequestAsync(JsonArray filters)
+    {
+        await using var backend = await TestBackend.StartAsync("b");
+        var config = Base();
+        Api(config)["endpoints"]![0]!["port"] = backend.Port;
+        Route(config)["filters"] = filters;
+        config["plugins"] = new JsonObject { ["directory"] = Path.Combine(PluginConfigDirectory(), "plugins") };
+        await using var sidecar = await TestSidecar.StartFromJsonAsync(config.ToJsonString());
+        using var client = Clients.Http1();
+        using var response = await client.SendAsync(Clients.Get(sidecar.Listener("out"), "/"));
+        return $"{(int)response.StatusCode} {await response.Content.ReadAsStringAsync()}";
+    }
 
     private static JsonObject ConsulService(JsonObject c)
     {

@@ -30,10 +30,10 @@ public sealed class TestSidecar : IAsyncDisposable
 
     public Uri Listener(string name = "outbound") => Sidecar.UriOf(name);
 
-    public static Task<TestSidecar> StartAsync(object config, Action<IServiceCollection>? services = null, LogCapture? logs = null) =>
+    public static Task<TestSidecar> StartAsync(object config, Action<IServiceCollection>? services = null, ILoggerProvider? logs = null) =>
         StartFromJsonAsync(JsonSerializer.Serialize(config, Json), services, logs);
 
-    public static async Task<TestSidecar> StartFromJsonAsync(string json, Action<IServiceCollection>? services = null, LogCapture? logs = null)
+    public static async Task<TestSidecar> StartFromJsonAsync(string json, Action<IServiceCollection>? services = null, ILoggerProvider? logs = null)
     {
         var directory = Directory.CreateTempSubdirectory("mesh-test-").FullName;
         var path = Path.Combine(directory, "sidecar.json");
@@ -45,7 +45,14 @@ public sealed class TestSidecar : IAsyncDisposable
             ConfigureLogging = logging =>
             {
                 logging.ClearProviders();
-                logs?.AddTo(logging);
+                if (logs is LogCapture capture)
+                {
+                    capture.AddTo(logging);
+                }
+                else if (logs is not null)
+                {
+                    logging.AddProvider(logs);
+                }
             },
             ConfigureServices = services,
         };
