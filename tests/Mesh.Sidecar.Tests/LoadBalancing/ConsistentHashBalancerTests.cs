@@ -118,14 +118,27 @@ public class ConsistentHashBalancerTests
     }
 
     [Fact]
-    public void Pick_NullHash_PicksSomeEndpointOfTheSet()
+    public void Pick_NullHash_SpreadsRequestsOverEveryEndpoint()
     {
+        // A request without a key gets a random endpoint (as Envoy does), not a fixed one: 600 picks
+        // over 3 endpoints give each about 200; below 100 is odds of far less than one in a billion.
         var endpoints = Many(3);
         var balancer = new ConsistentHashBalancer(endpoints);
 
-        var counts = Count(endpoints, Enumerable.Range(0, 300).Select(_ => balancer.Pick(null)));
+        var counts = Count(endpoints, Enumerable.Range(0, 600).Select(_ => balancer.Pick(null)));
 
-        Assert.Equal(300, counts.Sum());
+        Assert.All(counts, count => Assert.InRange(count, 100, 300));
+    }
+
+    [Fact]
+    public void Pick_NullHashWithWeights_FollowsTheWeights()
+    {
+        var endpoints = WithWeights(3, 1);
+        var balancer = new ConsistentHashBalancer(endpoints);
+
+        var counts = Count(endpoints, Enumerable.Range(0, 800).Select(_ => balancer.Pick(null)));
+
+        Assert.InRange(counts[0], 500, 700);
     }
 
     [Fact]

@@ -56,6 +56,43 @@ public class RouteTableTests
         Assert.False(route.Matches(Request(host: "internal")));
     }
 
+    [Theory]
+    [InlineData("api.example.com:15001", "api")]
+    [InlineData("API.example.com:80", "api")]
+    [InlineData("api.example.com", "api")]
+    [InlineData("[::1]:15001", "loopback-v6")]
+    [InlineData("[::1]", "loopback-v6")]
+    [InlineData("127.0.0.1:15001", "loopback-v4")]
+    [InlineData("api.example.com.evil:15001", "default")]
+    [InlineData("", "default")]
+    public void Match_HostHeaderWithPort_MatchesTheRouteForTheHostAlone(string host, string expected)
+    {
+        // Clients send "Host: name:port" for any port but their scheme's default; routes name the host only.
+        var table = new RouteTable([
+            Route("api", hosts: ["api.example.com"]),
+            Route("loopback-v6", hosts: ["::1"]),
+            Route("loopback-v4", hosts: ["127.0.0.1"]),
+            Route("default"),
+        ]);
+
+        Assert.Equal(expected, table.Match(Request(host: host))?.Name);
+    }
+
+    [Theory]
+    [InlineData("api.example.com:15001", "api.example.com")]
+    [InlineData("[::1]:15001", "::1")]
+    [InlineData("[::1]", "::1")]
+    [InlineData("[::1", "[::1")]
+    [InlineData("host", "host")]
+    [InlineData("host:", "host")]
+    [InlineData(":80", "")]
+    [InlineData("", "")]
+    [InlineData(null, "")]
+    public void HostWithoutPort_HostHeader_IsTheHostPart(string? value, string expected)
+    {
+        Assert.Equal(expected, CompiledRoute.HostWithoutPort(value).ToString());
+    }
+
     [Fact]
     public void Matches_Methods_AreCaseInsensitive()
     {

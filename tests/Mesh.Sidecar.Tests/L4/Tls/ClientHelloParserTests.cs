@@ -344,6 +344,46 @@ public sealed class ClientHelloParserTests
         Assert.Equal(ClientHelloStatus.Invalid, ClientHelloParser.Parse(data).Status);
     }
 
+    [Theory]
+    [InlineData(1)]
+    [InlineData(254)]
+    [InlineData(255)]
+    public void Parse_ServerNameUpTo255Bytes_Succeeds(int length)
+    {
+        var name = HostNameOfLength(length);
+
+        var result = ClientHelloParser.Parse(Flight(Spec() with { ServerName = name }));
+
+        Assert.Equal(ClientHelloStatus.Success, result.Status);
+        Assert.Equal(name, result.ServerName);
+    }
+
+    [Theory]
+    [InlineData(256)]
+    [InlineData(300)]
+    [InlineData(4000)]
+    public void Parse_ServerNameOver255Bytes_ReturnsInvalid(int length)
+    {
+        // DNS names stop at 255 bytes (RFC 1035); a longer SNI is refused as invalid, in one piece or byte by byte.
+        var data = Flight(Spec() with { ServerName = HostNameOfLength(length) });
+
+        Assert.Equal(ClientHelloStatus.Invalid, ClientHelloParser.Parse(data).Status);
+        Assert.Equal(ClientHelloStatus.Invalid, ClientHelloParser.Parse(Segments.Bytewise(data)).Status);
+    }
+
+    /// <summary>A valid host name of exactly <paramref name="length"/> bytes: labels of 50 letters joined by dots, then the rest.</summary>
+    private static string HostNameOfLength(int length)
+    {
+        var name = new StringBuilder(length);
+        while (length - name.Length > 51)
+        {
+            name.Append('a', 50).Append('.');
+        }
+
+        name.Append('b', length - name.Length);
+        return name.ToString();
+    }
+
     [Fact]
     public void Parse_EmptyOrTwoHostNames_ReturnsInvalid()
     {
