@@ -43,8 +43,13 @@ public sealed class SidecarProcess : IDisposable
     /// <summary>Starts <c>mesh-sidecar</c> with <paramref name="args"/>; <c>DOTNET_GCgen0size</c> and the re-exec marker are cleared.</summary>
     public static SidecarProcess StartAppHost(params string[] args) => Start(AppHost, args);
 
+    /// <summary>Starts <c>mesh-sidecar</c> with <paramref name="args"/> and <paramref name="environment"/> added to its environment.</summary>
+    public static SidecarProcess StartAppHost(IReadOnlyDictionary<string, string> environment, params string[] args) => Start(AppHost, args, environment);
+
     /// <summary>Starts <paramref name="program"/> (the apphost, or <c>dotnet</c> with the dll first in <paramref name="args"/>).</summary>
-    public static SidecarProcess Start(string program, params string[] args)
+    public static SidecarProcess Start(string program, params string[] args) => Start(program, args, null);
+
+    private static SidecarProcess Start(string program, string[] args, IReadOnlyDictionary<string, string>? environment)
     {
         var start = new ProcessStartInfo(program) { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
         foreach (var arg in args)
@@ -55,6 +60,11 @@ public sealed class SidecarProcess : IDisposable
         // The test host may carry its own runtime variables; the sidecar must decide for itself.
         start.Environment.Remove("DOTNET_GCgen0size");
         start.Environment.Remove("MESH_RELAUNCHED");
+        foreach (var (name, value) in environment ?? new Dictionary<string, string>())
+        {
+            start.Environment[name] = value;
+        }
+
         var process = new Process { StartInfo = start };
         var sidecar = new SidecarProcess(process);
         process.OutputDataReceived += (_, e) => sidecar.Received(e.Data);

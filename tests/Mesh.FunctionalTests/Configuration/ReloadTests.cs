@@ -48,6 +48,10 @@ public sealed class ReloadTests
         using var stop = new CancellationTokenSource(TimeSpan.FromSeconds(60));
         var failures = 0;
         var completed = 0;
+        // For each state version, how many requests were in flight across the swap to it: started
+        // under an older version and answered under it or a later one.
+        var overlapped = new int[16];
+        var firstVersion = sidecar.State.Current.Version;
         async Task WorkerAsync()
         {
             using var worker = Clients.Http2();
@@ -56,10 +60,16 @@ public sealed class ReloadTests
             {
                 try
                 {
+                    var before = sidecar.State.Current.Version;
                     using var response = await worker.SendAsync(Clients.Get(sidecar.Listener(), "/", http2: i % 2 == 0), stop.Token);
                     if (response.StatusCode != HttpStatusCode.OK)
                     {
                         Interlocked.Increment(ref failures);
+                    }
+
+                    for (var v = before + 1; v <= sidecar.State.Current.Version && v - firstVersion < overlapped.Length; v++)
+                    {
+                        Interlocked.Increment(ref overlapped[v - firstVersion]);
                     }
                 }
                 catch (OperationCanceledException) when (stop.IsCancellationRequested)
@@ -79,7 +89,13 @@ public sealed class ReloadTests
         TestBackend[][] sets = [[backends[0], backends[1]], [backends[1], backends[2]], [backends[0]], [backends[0], backends[1], backends[2]], [backends[2], backends[0]]];
         foreach (var set in sets)
         {
+            // Load first: every worker has requests answered before this reload is written.
+            await WaitUntilAsync(() => Volatile.Read(ref completed) >= 20, "requests flowing before the reload");
+            var atReload = Volatile.Read(ref completed);
             await sidecar.ReloadAsync(Config(set));
+            var version = sidecar.State.Current.Version;
+            // And after it: requests in flight across this swap have been answered.
+            await WaitUntilAsync(() => Volatile.Read(ref overlapped[version - firstVersion]) > 0 && Volatile.Read(ref completed) > atReload + 20, $"requests across reload to version {version}");
         }
 
         await stop.CancelAsync();
@@ -88,7 +104,12 @@ public sealed class ReloadTests
         using var slowResponse = await slow.WaitAsync(TestSidecar.Deadline);
 
         Assert.Equal(0, failures);
-        Assert.True(completed > 0);
+        Assert.Equal(sets.Length, sidecar.State.Current.Version - firstVersion);
+        for (var v = 1; v <= sets.Length; v++)
+        {
+            Assert.True(overlapped[v] > 0, $"no request was in flight across reload {v}");
+        }
+
         Assert.Equal(HttpStatusCode.OK, slowResponse.StatusCode);
         Assert.Equal("a1", await slowResponse.Content.ReadAsStringAsync());
         foreach (var backend in backends)
@@ -217,6 +238,84 @@ public sealed class ReloadTests
         Assert.False(sidecar.Sidecar.Listeners.BoundEndpoints.ContainsKey("clash"));
         using var response = await client.SendAsync(Clients.Get(sidecar.Listener(), "/"));
         Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+    }
+
+    [Fact]
+    public async Task Reload_ListenerRemoved_KeepAliveConnectionGets404()
+    {
+        await using var backend = await TestBackend.StartAsync("b");
+        object Config2(bool withSecond) => Config(
+            [backend],
+            extraListeners: withSecond ? [new { name = "second", address = "127.0.0.1", port = 0, direction = "outbound", protocol = "http" }] : [],
+            extraRoutes: withSecond ? [TestConfig.Route("only-second", "svc", new { path = new { prefix = "/second" } })] : []);
+        await using var sidecar = await TestSidecar.StartAsync(Config2(withSecond: true));
+        var second = sidecar.Listener("second");
+        var connections = 0;
+        using var established = new HttpClient(new SocketsHttpHandler
+        {
+            UseProxy = false,
+            MaxConnectionsPerServer = 1,
+            ConnectCallback = async (context, token) =>
+            {
+                Interlocked.Increment(ref connections);
+                var socket = new Socket(SocketType.Stream, ProtocolType.Tcp) { NoDelay = true };
+                await socket.ConnectAsync(context.DnsEndPoint, token);
+                return new NetworkStream(socket, ownsSocket: true);
+            },
+        }) { Timeout = TestSidecar.Deadline };
+        using (var first = await established.SendAsync(Clients.Get(second, "/second/a")))
+        {
+            Assert.Equal(HttpStatusCode.OK, first.StatusCode);
+        }
+
+        await sidecar.ReloadAsync(Config2(withSecond: false));
+
+        // The connection accepted before the reload stays open, but its listener has no routes any more.
+        using var after = await established.SendAsync(Clients.Get(second, "/second/a"));
+        Assert.Equal(1, Volatile.Read(ref connections));
+        Assert.Equal(HttpStatusCode.NotFound, after.StatusCode);
+        Assert.Equal($"no route matched GET {second.Authority}/second/a on listener 'second'\n", await after.Content.ReadAsStringAsync());
+    }
+
+    [Fact]
+    public async Task Reload_EnvironmentOverride_StillAppliesToTheReloadedFile()
+    {
+        await using var fromFile = await TestBackend.StartAsync("from-file");
+        await using var fromEnvironment = await TestBackend.StartAsync("from-environment");
+        var environment = new Dictionary<string, string> { ["MESH__services__svc__endpoints__0__port"] = fromEnvironment.Port.ToString(System.Globalization.CultureInfo.InvariantCulture) };
+        await using var sidecar = await TestSidecar.StartAsync(Config([fromFile]), environment: environment);
+        using var client = Clients.Http1();
+        using (var before = await client.SendAsync(Clients.Get(sidecar.Listener(), "/")))
+        {
+            Assert.Equal("from-environment", before.Headers.GetValues("x-backend").Single());
+        }
+
+        // The edit adds a route header; the environment still says which port the service is on.
+        await sidecar.ReloadAsync(Config(
+            [fromFile],
+            extraRoutes: [TestConfig.Route("tagged", "svc", new { path = new { prefix = "/tagged" } }, new { responseHeaders = new { set = new Dictionary<string, string> { ["x-route"] = "tagged" } } })]));
+
+        using var after = await client.SendAsync(Clients.Get(sidecar.Listener(), "/tagged"));
+        Assert.Equal("tagged", after.Headers.GetValues("x-route").Single());
+        Assert.Equal("from-environment", after.Headers.GetValues("x-backend").Single());
+        Assert.Equal(0, fromFile.Hits);
+    }
+
+    private static async Task WaitUntilAsync(Func<bool> condition, string what)
+    {
+        // The workers make progress on their own; this only checks, with a deadline, that they have.
+        using var deadline = new CancellationTokenSource(TestSidecar.Deadline);
+        while (!condition())
+        {
+            try
+            {
+                await Task.Delay(10, deadline.Token);
+            }
+            catch (OperationCanceledException)
+            {
+                throw new TimeoutException($"{what}: not seen within {TestSidecar.Deadline.TotalSeconds} s");
+            }
+        }
     }
 
     // Polls the admin metrics (a signal the sidecar publishes), with a deadline; no fixed sleeps.

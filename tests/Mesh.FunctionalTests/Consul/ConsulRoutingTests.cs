@@ -40,6 +40,8 @@ public sealed class ConsulRoutingTests(ITestOutputHelper output) : IAsyncLifetim
         await ChangeAndMeasureAsync(sidecar, "removed", () => _consul.State.Deregister("b2"));
         using var none = await client.GetAsync(sidecar.Listener());
         Assert.Equal(HttpStatusCode.ServiceUnavailable, none.StatusCode);
+        Assert.Equal("text/plain; charset=utf-8", none.Content.Headers.ContentType?.ToString());
+        Assert.Equal("service 'api' has no healthy endpoint\n", await none.Content.ReadAsStringAsync());
 
         await ChangeAndMeasureAsync(sidecar, "passing again", () => _consul.SetHealth("b1", "passing"), b1.Port);
         Assert.All(await ConsulHarness.BackendsAsync(client, sidecar.Listener(), 2), n => Assert.Equal("b1", n));

@@ -15,6 +15,29 @@ public static class Clients
         Timeout = TestSidecar.Deadline,
     };
 
+    /// <summary>HTTP/1.1 whose connections come from <paramref name="source"/> (any 127.x.y.z; Linux routes all of 127.0.0.0/8 to loopback).</summary>
+    public static HttpClient Http1From(IPAddress source) => new(new SocketsHttpHandler
+    {
+        UseProxy = false,
+        AllowAutoRedirect = false,
+        ConnectCallback = async (context, cancellationToken) =>
+        {
+            var socket = new System.Net.Sockets.Socket(System.Net.Sockets.AddressFamily.InterNetwork, System.Net.Sockets.SocketType.Stream, System.Net.Sockets.ProtocolType.Tcp) { NoDelay = true };
+            try
+            {
+                socket.Bind(new IPEndPoint(source, 0));
+                await socket.ConnectAsync(context.DnsEndPoint, cancellationToken);
+                return new System.Net.Sockets.NetworkStream(socket, ownsSocket: true);
+            }
+            catch
+            {
+                socket.Dispose();
+                throw;
+            }
+        },
+    })
+    { Timeout = TestSidecar.Deadline };
+
     /// <summary>A GET; HTTP/2 with prior knowledge when <paramref name="http2"/> (a message's own version wins over the client's default).</summary>
     public static HttpRequestMessage Get(Uri baseUri, string pathAndQuery, string? host = null, bool http2 = false)
     {

@@ -30,17 +30,18 @@ public sealed class TestSidecar : IAsyncDisposable
 
     public Uri Listener(string name = "outbound") => Sidecar.UriOf(name);
 
-    public static Task<TestSidecar> StartAsync(object config, Action<IServiceCollection>? services = null, ILoggerProvider? logs = null) =>
-        StartFromJsonAsync(JsonSerializer.Serialize(config, Json), services, logs);
+    public static Task<TestSidecar> StartAsync(object config, Action<IServiceCollection>? services = null, ILoggerProvider? logs = null, IReadOnlyDictionary<string, string>? environment = null) =>
+        StartFromJsonAsync(JsonSerializer.Serialize(config, Json), services, logs, environment);
 
-    public static async Task<TestSidecar> StartFromJsonAsync(string json, Action<IServiceCollection>? services = null, ILoggerProvider? logs = null)
+    /// <summary>Starts a sidecar on <paramref name="json"/>; <paramref name="environment"/> is what it reads <c>MESH__</c> overrides from (at start and on every reload).</summary>
+    public static async Task<TestSidecar> StartFromJsonAsync(string json, Action<IServiceCollection>? services = null, ILoggerProvider? logs = null, IReadOnlyDictionary<string, string>? environment = null)
     {
         var directory = Directory.CreateTempSubdirectory("mesh-test-").FullName;
         var path = Path.Combine(directory, "sidecar.json");
         await File.WriteAllTextAsync(path, json);
         var launch = new SidecarLaunch(path)
         {
-            Environment = new Dictionary<string, string>(),
+            Environment = environment is null ? new Dictionary<string, string>() : new Dictionary<string, string>(environment),
             ReloadInterval = TimeSpan.FromMilliseconds(100),
             ConfigureLogging = logging =>
             {

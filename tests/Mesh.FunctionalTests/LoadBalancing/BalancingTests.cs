@@ -102,13 +102,22 @@ public sealed class BalancingTests
         await DisposeAllAsync(backends);
     }
 
-    [Fact]
-    public async Task LeastRequests_SlowEndpointBusy_NewRequestsGoToIdleEndpoints()
+    [Theory]
+    [InlineData("least-requests")]
+    [InlineData("least-connections")]
+    [InlineData("power-of-two-choices")]
+    public async Task LoadAware_SlowEndpointBusy_NewRequestsGoToIdleEndpoints(string policy)
     {
+        // The slow endpoint holds every request it gets until released, so requests overlap: each
+        // one it takes stays in flight. A load-aware policy then never picks it while an idle
+        // endpoint is there (power-of-two-choices always compares two different endpoints, so the
+        // busy one loses each time it is drawn); random or round robin would send it about a third.
         var release = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
         var slowEntered = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var slowHeld = 0;
         var slow = await TestBackend.StartAsync("slow", configure: app => app.Run(async context =>
         {
+            Interlocked.Increment(ref slowHeld);
             slowEntered.TrySetResult();
             await release.Task;
             await context.Response.WriteAsync("slow");
@@ -116,26 +125,93 @@ public sealed class BalancingTests
         var fast = await StartBackendsAsync(2, "fast");
         await using var sidecar = await TestSidecar.StartAsync(TestConfig.Outbound(
             [TestConfig.Route("all", "svc")],
-            new Dictionary<string, object> { ["svc"] = TestConfig.Service([slow, .. fast], "least-requests") }));
+            new Dictionary<string, object> { ["svc"] = TestConfig.Service([slow, .. fast], policy) }));
+        using var parkedClient = Clients.Http1();
         using var client = Clients.Http1();
 
-        // Keep sending until one request is parked on the slow endpoint.
+        // Keep sending (each on its own connection, never waiting for the answer) until one request is parked on the slow endpoint.
         var parked = new List<Task<HttpResponseMessage>>();
-        for (var i = 0; i < 3 && !slowEntered.Task.IsCompleted; i++)
+        for (var i = 0; i < 30 && !slowEntered.Task.IsCompleted; i++)
         {
-            parked.Add(client.SendAsync(Clients.Get(sidecar.Listener(), "/")));
+            parked.Add(parkedClient.SendAsync(Clients.Get(sidecar.Listener(), "/")));
             await Task.WhenAny(slowEntered.Task, Task.WhenAll(parked.Where(t => !t.IsCompleted)));
         }
 
         await slowEntered.Task.WaitAsync(TestSidecar.Deadline);
-        var counts = await CountAsync(client, sidecar.Listener(), 40);
-        Assert.False(counts.ContainsKey("slow"));
+        var counts = await CountAsync(client, sidecar.Listener(), 60);
+
+        Assert.False(counts.ContainsKey("slow"), $"the busy endpoint got {counts.GetValueOrDefault("slow")} of 60 requests");
+        Assert.Equal(60, counts["fast1"] + counts["fast2"]);
+        Assert.Equal(1, Volatile.Read(ref slowHeld));
         release.SetResult();
         foreach (var response in await Task.WhenAll(parked))
         {
+            Assert.Equal(HttpStatusCode.OK, response.StatusCode);
             response.Dispose();
         }
 
+        await slow.DisposeAsync();
+        await DisposeAllAsync(fast);
+    }
+
+    [Theory]
+    [InlineData("least-requests", 4)]
+    [InlineData("power-of-two-choices", 6)]
+    public async Task LoadAware_TwelveConcurrentClients_FewParkOnTheSlowEndpoint(string policy, int most)
+    {
+        // 12 clients at once, each sending up to 5 requests back to back. The slow endpoint holds
+        // every request it gets until the end, so a client that reaches it stops there. With k
+        // requests parked there, least-requests sends it another only once both fast endpoints have
+        // k in flight too (k <= (12 - k) / 2, so at most 4 park); power-of-two-choices only when
+        // the other candidate has k or more (at most 6). A load-blind pick parks about 10 of 12.
+        var release = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var settled = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var slowHeld = 0;
+        var finished = 0;
+        void Progress()
+        {
+            if (Volatile.Read(ref finished) + Volatile.Read(ref slowHeld) >= 12)
+            {
+                settled.TrySetResult();
+            }
+        }
+
+        var slow = await TestBackend.StartAsync("slow", configure: app => app.Run(async context =>
+        {
+            Interlocked.Increment(ref slowHeld);
+            Progress();
+            await release.Task;
+            await context.Response.WriteAsync("slow");
+        }));
+        var fast = await StartBackendsAsync(2, "fast");
+        await using var sidecar = await TestSidecar.StartAsync(TestConfig.Outbound(
+            [TestConfig.Route("all", "svc")],
+            new Dictionary<string, object> { ["svc"] = TestConfig.Service([slow, .. fast], policy) }));
+
+        var clients = Enumerable.Range(0, 12).Select(_ => Task.Run(async () =>
+        {
+            using var client = Clients.Http1();
+            try
+            {
+                return await CountAsync(client, sidecar.Listener(), 5);
+            }
+            finally
+            {
+                Interlocked.Increment(ref finished);
+                Progress();
+            }
+        })).ToArray();
+
+        // Every client has either finished its five requests or is parked on the slow endpoint.
+        await settled.Task.WaitAsync(TestSidecar.Deadline);
+
+        var parked = Volatile.Read(ref slowHeld);
+        release.SetResult();
+        var all = await Task.WhenAll(clients).WaitAsync(TestSidecar.Deadline);
+
+        Assert.InRange(parked, 1, most);
+        // Released, the parked clients went on with the rest of their five.
+        Assert.Equal(60, all.Sum(c => c.Values.Sum()));
         await slow.DisposeAsync();
         await DisposeAllAsync(fast);
     }
@@ -206,23 +282,34 @@ public sealed class BalancingTests
     }
 
     [Fact]
-    public async Task ConsistentHash_ClientAddress_PinsOneClient()
+    public async Task ConsistentHash_ClientAddress_EachAddressKeepsItsEndpointAndAddressesSpread()
     {
         var backends = await StartBackendsAsync(3);
         await using var sidecar = await TestSidecar.StartAsync(TestConfig.Outbound(
             [TestConfig.Route("all", "svc")],
             new Dictionary<string, object> { ["svc"] = TestConfig.Service(backends, "consistent-hash", new { source = "client-address" }) }));
 
-        // New connections each time: the hash is on the address, not the connection.
-        var seen = new HashSet<string>(StringComparer.Ordinal);
-        for (var i = 0; i < 20; i++)
+        // 16 clients from 127.0.0.2 to 127.0.0.17, each on three new connections: the hash is on
+        // the address, not the connection or the source port, so each address sees one endpoint;
+        // and the addresses spread (16 addresses all on one of 3 endpoints: odds of 3 in 43 million).
+        var owner = new Dictionary<string, string>(StringComparer.Ordinal);
+        for (var host = 2; host < 18; host++)
         {
-            using var client = Clients.Http1();
-            using var response = await client.SendAsync(Clients.Get(sidecar.Listener(), "/"));
-            seen.Add(response.Headers.GetValues("x-backend").Single());
+            var source = IPAddress.Parse($"127.0.0.{host}");
+            var seen = new HashSet<string>(StringComparer.Ordinal);
+            for (var connection = 0; connection < 3; connection++)
+            {
+                using var client = Clients.Http1From(source);
+                using var response = await client.SendAsync(Clients.Get(sidecar.Listener(), "/"));
+                Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+                seen.Add(response.Headers.GetValues("x-backend").Single());
+            }
+
+            owner[source.ToString()] = Assert.Single(seen);
         }
 
-        Assert.Single(seen);
+        var used = owner.Values.Distinct().Count();
+        Assert.True(used >= 2, $"16 client addresses all landed on {owner.Values.First()}");
         await DisposeAllAsync(backends);
     }
 

@@ -37,6 +37,8 @@ public sealed class RouteMatchFixture : IAsyncLifetime
                 requestHeaders = new { set = new Dictionary<string, string> { ["x-set"] = "set-value" }, add = new Dictionary<string, string> { ["x-added"] = "added" }, remove = new[] { "x-secret" } },
                 responseHeaders = new { set = new Dictionary<string, string> { ["x-route"] = "transforms" }, remove = new[] { "x-backend" } },
             }),
+            TestConfig.Route("strip", "svc", new { hosts = new[] { "strip.test" } }, new { stripPrefix = "/api" }),
+            TestConfig.Route("strip-slash", "svc", new { hosts = new[] { "strip-slash.test" } }, new { stripPrefix = "/api/" }),
         };
         Sidecar = await TestSidecar.StartAsync(TestConfig.Outbound(routes, new Dictionary<string, object> { ["svc"] = TestConfig.Service([Backend]) }));
     }
@@ -79,14 +81,53 @@ public sealed class RouteMatchTests(RouteMatchFixture fixture) : IClassFixture<R
     }
 
     [Theory]
+    [InlineData("exact.test:15001", "host-exact")]
+    [InlineData("EXACT.test:80", "host-exact")]
+    [InlineData("a.wild.test:8443", "host-wildcard")]
+    public async Task Host_WithPort_RoutesByTheHostAlone(string host, string expected)
+    {
+        // Clients put the port in Host whenever it is not their scheme's default.
+        using var response = await SendAsync(host, "/");
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        Assert.Equal(expected, RouteOf(response));
+        Assert.Equal(host, (await TestBackend.ReadEchoAsync(response)).Host);
+    }
+
+    [Theory]
     [InlineData("wild.test")]
     [InlineData("other.test")]
     [InlineData("exact.test.evil")]
-    public async Task Host_NoMatch_Returns404WithReason(string host)
+    [InlineData("other.test:15001")]
+    public async Task Host_NoMatch_Returns404WithTheDocumentedBody(string host)
     {
-        using var response = await SendAsync(host, "/");
+        using var response = await SendAsync(host, "/some/path?q=1");
         Assert.Equal(HttpStatusCode.NotFound, response.StatusCode);
-        Assert.Contains("no route matched", await response.Content.ReadAsStringAsync(), StringComparison.Ordinal);
+        Assert.Equal("text/plain; charset=utf-8", response.Content.Headers.ContentType?.ToString());
+        Assert.Equal($"no route matched GET {host}/some/path on listener 'outbound'\n", await response.Content.ReadAsStringAsync());
+    }
+
+    [Theory]
+    [InlineData("strip.test", "/api", "/")]
+    [InlineData("strip.test", "/api/", "/")]
+    [InlineData("strip.test", "/api/v1/items", "/v1/items")]
+    [InlineData("strip.test", "/api/v1/items/", "/v1/items/")]
+    [InlineData("strip.test", "/apix", "/apix")]
+    [InlineData("strip.test", "/apix/v1", "/apix/v1")]
+    [InlineData("strip.test", "/API/v1", "/API/v1")]
+    [InlineData("strip.test", "/v1/api", "/v1/api")]
+    [InlineData("strip.test", "/", "/")]
+    [InlineData("strip-slash.test", "/api", "/")]
+    [InlineData("strip-slash.test", "/api/v1", "/v1")]
+    [InlineData("strip-slash.test", "/apix", "/apix")]
+    public async Task StripPrefix_AtItsEdges_RemovesOnlyAWholeLeadingSegment(string host, string path, string upstream)
+    {
+        // The prefix goes only as whole segments (/api, /api/...), never out of /apix; nothing
+        // left becomes "/", and a prefix written with a trailing slash means the same.
+        using var response = await SendAsync(host, path + "?id=7");
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        var echo = await TestBackend.ReadEchoAsync(response);
+        Assert.Equal(upstream, echo.Path);
+        Assert.Equal("?id=7", echo.Query);
     }
 
     [Theory]
