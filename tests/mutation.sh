@@ -2,9 +2,10 @@
 # Mutation testing with Stryker.NET, one module (a source folder) at a time: docs/testing.md.
 #
 #   tests/mutation.sh src/Sidecar/Routing        # one folder of a project
-#   tests/mutation.sh src/Discovery              # a whole project
+#   tests/mutation.sh src/Discovery              # a whole project, scored per module
 #   tests/mutation.sh --list                     # the modules docs/testing.md reports
 #   tests/mutation.sh --all                      # every module in turn (hours on 2 cores)
+#   tests/mutation.sh --summary NAME REPORT      # the score of a mutation-report.json again
 #
 # Each project folder has a stryker-config.json (its unit-test projects, concurrency 2); this
 # script narrows `mutate` to the module's files, writes the reports to
@@ -92,21 +93,38 @@ try:
     report = json.load(open(path))
 except OSError:
     print(f"{module}: no report (see the Stryker log)"); sys.exit(1)
-counts = collections.Counter()
+
+def module_of(name):
+    parts = name.split("/src/")[-1].split("/")
+    if parts[0] == "Plugins" or (parts[0] == "Sidecar" and parts[1] == "L4"):
+        depth = 3
+    else:
+        depth = 2
+    return "src/" + "/".join(parts[:depth]) if len(parts) > depth else "src/" + "/".join(parts[:depth - 1]) + " (files)"
+
+per_module = collections.defaultdict(collections.Counter)
 for name, f in report["files"].items():
     for m in f["mutants"]:
-        counts[m["status"]] += 1
-killed, timeout = counts["Killed"], counts["Timeout"]
-survived, nocov = counts["Survived"], counts["NoCoverage"]
-detected, undetected = killed + timeout, survived + nocov
-score = 100.0 * detected / (detected + undetected) if detected + undetected else 100.0
-print(f"{module}: killed {killed}, timeout {timeout}, survived {survived}, no coverage {nocov}, "
-      f"compile errors {counts['CompileError']}, ignored {counts['Ignored']}: score {score:.1f}%")
+        per_module[module_of(name)][m["status"]] += 1
+
+def line(label, c):
+    detected, undetected = c["Killed"] + c["Timeout"], c["Survived"] + c["NoCoverage"]
+    score = 100.0 * detected / (detected + undetected) if detected + undetected else 100.0
+    return (f"{label}: killed {c['Killed']}, timeout {c['Timeout']}, survived {c['Survived']}, no coverage {c['NoCoverage']}, "
+            f"compile errors {c['CompileError']}, ignored {c['Ignored']}: score {score:.1f}%")
+
+total = collections.Counter()
+for c in per_module.values():
+    total.update(c)
+print(line(module, total))
+if len(per_module) > 1:
+    for name in sorted(per_module):
+        print("  " + line(name, per_module[name]))
 for name, f in sorted(report["files"].items()):
     for m in f["mutants"]:
         if m["status"] in ("Survived", "NoCoverage"):
-            line = m["location"]["start"]["line"]
-            print(f"  {m['status']:10} {name.split('/src/')[-1]}:{line} {m['mutatorName']}: {m.get('replacement', '')[:80]!r}")
+            where = m["location"]["start"]["line"]
+            print(f"  {m['status']:10} {name.split('/src/')[-1]}:{where} {m['mutatorName']}: {m.get('replacement', '')[:80]!r}")
 PY
 }
 
@@ -114,5 +132,6 @@ case "${1:-}" in
   ""|-h|--help) sed -n '2,13p' "$0"; exit 0 ;;
   --list) modules ;;
   --all) status=0; for m in $(modules); do run_module "$m" || status=1; done; exit $status ;;
+  --summary) summarize "${2:?module}" "${3:?report}" ;;
   *) for m in "$@"; do run_module "$m"; done ;;
 esac
