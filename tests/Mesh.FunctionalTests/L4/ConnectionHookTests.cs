@@ -112,6 +112,8 @@ public sealed class ConnectionHookTests
                     port = 0,
                     protocol = "auto",
                     service = "tcp",
+                    // Clients here speak first: a first byte late on a loaded machine must not make them "silent".
+                    detectTimeoutMs = 10_000,
                     tls = new { routes = new[] { new { name = "any", serverNames = new[] { "*" }, service = "a" } } },
                 },
                 Services(("a", new { endpoints = new[] { a.Endpoint } }), ("tcp", Service([tcp.Endpoint])))),
@@ -137,7 +139,7 @@ public sealed class ConnectionHookTests
         var filter = new DenyFilter();
         await using var sidecar = await TestSidecar.StartAsync(
             Config(
-                new { name = "auto", address = "127.0.0.1", port = 0, protocol = "auto", service = "tcp" },
+                new { name = "auto", address = "127.0.0.1", port = 0, protocol = "auto", service = "tcp", detectTimeoutMs = 10_000 },
                 Services(("tcp", Service([tcp.Endpoint])), ("web", TestConfig.Service([web]))),
                 [TestConfig.Route("web", "web")]),
             services => services.AddSingleton<IConnectionFilter>(filter));

@@ -69,7 +69,10 @@ public sealed class UdpTests
         var backends = Enumerable.Range(1, 3).Select(i => new UdpEcho($"u{i}")).ToArray();
         try
         {
-            await using var sidecar = await TestSidecar.StartAsync(UdpConfig(backends, 300));
+            // Long enough that no flow expires between a datagram and its reply on a loaded machine
+            // (at 300 ms one could, and the reply was then dropped with its flow); the test waits for
+            // the sweep through the metrics, so the timeout's length costs only its own wait.
+            await using var sidecar = await TestSidecar.StartAsync(UdpConfig(backends, 2_000));
             var listener = sidecar.Sidecar.EndpointOf("udp");
             var clients = Enumerable.Range(10, 10).Select(i => UdpClient(IPAddress.Parse($"127.0.4.{i}"))).ToArray();
             try

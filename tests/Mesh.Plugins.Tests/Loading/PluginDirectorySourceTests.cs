@@ -16,6 +16,7 @@ public sealed class PluginDirectorySourceTests : IDisposable
     private readonly FakeTimeProvider _time = new();
     private readonly PluginDirectorySource _source;
     private readonly List<FilterPackage> _loaded = [];
+    private int _syncs;
 
     public PluginDirectorySourceTests()
     {
@@ -38,10 +39,42 @@ public sealed class PluginDirectorySourceTests : IDisposable
     private List<FilterSourceChange> Settle()
     {
         var changes = new List<FilterSourceChange>(_source.PollOnce());
+        CatchUpWithFileEvents();
         _time.Advance(Settled);
         changes.AddRange(_source.PollOnce());
         _loaded.AddRange(changes.Where(c => c.Package is not null).Select(c => c.Package!));
         return changes;
+    }
+
+    // The file events of a change reach the source on the watcher's own thread, in real time, and
+    // each restarts its unit's quiet period from the fake clock's now. One delivered after the clock
+    // moved on would hold the unit back past the test's second poll (under heavy load it did: a
+    // rename's event came after the advance and the new file was not loaded in that pass). inotify
+    // delivers events in order, so once the event of a folder made after the change has come
+    // through, every event of the change has too. A hidden folder is ignored as a unit, and making
+    // one is a single event, so nothing of it is left to arrive later.
+    private void CatchUpWithFileEvents()
+    {
+        var marker = Path.Combine(_directory, $".sync-{Interlocked.Increment(ref _syncs)}");
+        using var seen = new ManualResetEventSlim();
+        void OnTouched(string? path)
+        {
+            if (path == marker)
+            {
+                seen.Set();
+            }
+        }
+
+        _source.Touched += OnTouched;
+        try
+        {
+            Directory.CreateDirectory(marker);
+            Assert.True(seen.Wait(TimeSpan.FromSeconds(20)), "the watcher did not report the marker folder within 20 s");
+        }
+        finally
+        {
+            _source.Touched -= OnTouched;
+        }
     }
 
     private static byte[] Stamp(string version) => PluginCompiler.Compile("Stamp", TestPlugins.Stamp(version), version: version);
@@ -325,7 +358,7 @@ public sealed class PluginDirectorySourceTests : IDisposable
     private Task WaitForEventAsync()
     {
         var seen = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
-        _source.Touched += () => seen.TrySetResult();
+        _source.Touched += _ => seen.TrySetResult();
         return seen.Task.WaitAsync(TimeSpan.FromSeconds(20));
     }
 }

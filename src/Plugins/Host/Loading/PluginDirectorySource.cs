@@ -85,8 +85,8 @@ public sealed partial class PluginDirectorySource : IFilterSource
         }
     }
 
-    /// <summary>Raised after a file event marked units for a check (tests wait on it).</summary>
-    internal event Action? Touched;
+    /// <summary>Raised after a file event (its path; null for a lost event) marked units for a check (tests wait on it).</summary>
+    internal event Action<string?>? Touched;
 
     /// <summary>One pass of the watcher: the changes whose files have settled by now.</summary>
     internal IReadOnlyList<FilterSourceChange> PollOnce() => Poll(waitForQuiet: true);
@@ -425,7 +425,7 @@ public sealed partial class PluginDirectorySource : IFilterSource
             }
         }
 
-        Touched?.Invoke();
+        Touched?.Invoke(path);
     }
 
     private sealed class UnitState(string path, bool isFolder)

@@ -25,6 +25,9 @@ public abstract class TcpRelayBackpressureTests(ITestOutputHelper output)
     /// <summary>How much the process may grow while 1 GiB passes: 1/16 of what went through.</summary>
     private const long MemoryBound = 64L << 20;
 
+    /// <summary>How long the writer's count must stand still to count as stalled.</summary>
+    private static readonly TimeSpan StallWindow = TimeSpan.FromSeconds(2);
+
     [Fact]
     public async Task OneGiB_ToASlowReader_PassesWithoutBufferingInTheRelay()
     {
@@ -93,11 +96,13 @@ public abstract class TcpRelayBackpressureTests(ITestOutputHelper output)
         });
 
         // The client reads nothing: the backend must get stuck once the socket buffers on the way and
-        // the relay's one buffer are full. Wait until its count stops moving for half a second.
+        // the relay's one buffer are full. Wait until its count stops moving for two seconds: on a
+        // loaded machine a writer can be starved of CPU for half a second while the relay would still
+        // take everything it sends, and a window that short would call that a stall.
         var clock = Stopwatch.StartNew();
         long last = -1;
         var unchangedSince = clock.Elapsed;
-        while (clock.Elapsed - unchangedSince < TimeSpan.FromMilliseconds(500) && clock.Elapsed < Deadline && !writer.IsCompleted)
+        while (clock.Elapsed - unchangedSince < StallWindow && clock.Elapsed < Deadline && !writer.IsCompleted)
         {
             var now = Volatile.Read(ref sent);
             if (now != last)

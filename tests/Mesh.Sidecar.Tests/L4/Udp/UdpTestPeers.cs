@@ -86,6 +86,7 @@ internal sealed class UdpTestClient : IDisposable
 
     private readonly Socket _socket = new(AddressFamily.InterNetwork, SocketType.Dgram, ProtocolType.Udp);
     private readonly byte[] _buffer = new byte[65536];
+    private int _strays;
 
     public UdpTestClient(IPAddress address)
     {
@@ -101,15 +102,45 @@ internal sealed class UdpTestClient : IDisposable
     public async Task SendAsync(IPEndPoint target, string payload) =>
         await _socket.SendToAsync(Encoding.UTF8.GetBytes(payload), SocketFlags.None, target);
 
-    /// <summary>Sends and waits for one reply; throws <see cref="OperationCanceledException"/> when none comes in time.</summary>
+    /// <summary>Sends and waits for its reply; throws <see cref="TimeoutException"/> when none comes in time.</summary>
+    /// <remarks>
+    /// Only the reply to this datagram counts: one from <paramref name="target"/> that echoes
+    /// <paramref name="payload"/>. Other helpers run these tests at the same time with clients on the
+    /// same 127.0.0.N addresses, so a socket here can get an ephemeral port that was, a moment ago,
+    /// another run's client, and a reply that run's proxy sent late to it. Taking the first datagram
+    /// as the reply made such a stray a wrong backend or payload.
+    /// </remarks>
     public async Task<UdpReply> SendAndReceiveAsync(IPEndPoint target, string payload)
     {
         await SendAsync(target, payload);
         using var deadline = new CancellationTokenSource(ReplyDeadline);
-        var received = await _socket.ReceiveFromAsync(_buffer, SocketFlags.None, new IPEndPoint(IPAddress.Any, 0), deadline.Token);
-        var text = Encoding.UTF8.GetString(_buffer, 0, received.ReceivedBytes);
-        return new UdpReply(text, (IPEndPoint)received.RemoteEndPoint);
+        UdpReply? stray = null;
+        while (true)
+        {
+            SocketReceiveFromResult received;
+            try
+            {
+                received = await _socket.ReceiveFromAsync(_buffer, SocketFlags.None, new IPEndPoint(IPAddress.Any, 0), deadline.Token);
+            }
+            catch (OperationCanceledException) when (deadline.IsCancellationRequested)
+            {
+                throw new TimeoutException($"{LocalEndPoint}: no reply from {target} echoing '{payload}' within {ReplyDeadline.TotalSeconds} s"
+                    + (stray is null ? "" : $"; last other datagram: '{stray.Text}' from {stray.From}"));
+            }
+
+            var reply = new UdpReply(Encoding.UTF8.GetString(_buffer, 0, received.ReceivedBytes), (IPEndPoint)received.RemoteEndPoint);
+            if (reply.From.Equals(target) && reply.Text.Contains(':', StringComparison.Ordinal) && reply.Payload == payload)
+            {
+                return reply;
+            }
+
+            stray = reply;
+            Interlocked.Increment(ref _strays);
+        }
     }
+
+    /// <summary>Datagrams this client received that were not the reply it waited for.</summary>
+    public int Strays => Volatile.Read(ref _strays);
 
     public void Dispose() => _socket.Dispose();
 }
