@@ -4,6 +4,7 @@ using System.Text.Json;
 using System.Text.Json.Nodes;
 using Mesh.Sidecar.Listeners;
 using Mesh.Sidecar.Metrics;
+using Mesh.Sidecar.Resilience;
 using Mesh.Sidecar.Security;
 using Mesh.Sidecar.Translation;
 
@@ -90,6 +91,10 @@ internal sealed class AdminEndpoints(MeshStateStore store, ListenerManager liste
                     // Keep-alive connections parked in Mesh's HTTP/1.1 client pool.
                     ["idleConnections"] = endpoint.Http1Pool.IdleCount,
                     ["tags"] = new JsonArray([.. endpoint.Endpoint.Tags.Select(t => (JsonNode?)JsonValue.Create(t))]),
+                    // Resilience (src/Sidecar/Resilience): when an ejection ends, the breaker's state, the last health-check verdict.
+                    ["ejectedUntil"] = endpoint.EjectedUntil?.ToString("O", System.Globalization.CultureInfo.InvariantCulture),
+                    ["breaker"] = cluster.Resilience?.Breaker is null ? null : endpoint.Breaker?.State ?? "closed",
+                    ["healthCheck"] = cluster.Resilience?.HealthChecker is null ? null : !endpoint.Check.Checked ? "pending" : endpoint.Check.Failing ? "failing" : "passing",
                 });
             }
 
@@ -100,6 +105,7 @@ internal sealed class AdminEndpoints(MeshStateStore store, ListenerManager liste
                 // Which client carries L7 requests: Mesh's own HTTP/1.1 client, or YARP's forwarder (HTTP/2 services, or switched off).
                 ["client"] = cluster.Http1 is null ? "yarp" : "mesh-http1",
                 ["endpoints"] = endpoints,
+                ["resilience"] = ResilienceAdmin.Describe(cluster),
             });
         }
 

@@ -7,7 +7,7 @@ using Yarp.ReverseProxy.Forwarder;
 namespace Mesh.Sidecar.Endpoints;
 
 /// <summary>An immutable runtime service, rebuilt whole when its config or endpoints change.</summary>
-internal sealed class Cluster(
+internal sealed partial class Cluster(
     string name,
     string policy,
     EndpointState[] endpoints,
@@ -24,7 +24,10 @@ internal sealed class Cluster(
 
     public EndpointState[] Endpoints { get; } = endpoints;
 
-    public LoadBalancer Balancer { get; } = balancer;
+    private LoadBalancer _available = balancer;
+
+    /// <summary>The balancer over the endpoints available now (not ejected, failing a health check or behind an open breaker).</summary>
+    public LoadBalancer Balancer => Volatile.Read(ref _available);
 
     /// <summary>Null unless the policy hashes a request attribute.</summary>
     public HashKeySelector? HashKey { get; } = hashKey;

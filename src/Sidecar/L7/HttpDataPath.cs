@@ -6,6 +6,7 @@ using Mesh.Sidecar.Endpoints;
 using Mesh.Sidecar.Filters;
 using Mesh.Sidecar.Listeners;
 using Mesh.Sidecar.Metrics;
+using Mesh.Sidecar.Resilience;
 using Mesh.Sidecar.Routing;
 using Mesh.Sidecar.Security;
 using Mesh.Sidecar.Security.Tls;
@@ -28,6 +29,7 @@ internal sealed partial class HttpDataPath(
     AdminEndpoints admin,
     SecurityRuntime security,
     SecurityMetrics securityMetrics,
+    ResilientForwarder resilience,
     ILoggerFactory loggerFactory)
 {
     private readonly ILogger _accessLog = loggerFactory.CreateLogger("Mesh.AccessLog");
@@ -77,6 +79,22 @@ internal sealed partial class HttpDataPath(
         }
 
         var clusterId = route.ClusterId;
+        string? subset = null;
+
+        // 2b. Traffic policy (src/Sidecar/Resilience): rate limit (429), fault injection, then the weighted split's service or subset.
+        if (route.Policy is { } traffic)
+        {
+            if (traffic.Admits && !await resilience.AdmitAsync(context, traffic).ConfigureAwait(false))
+            {
+                Completed(context, route, started);
+                return;
+            }
+
+            if (traffic.Split is not null)
+            {
+                (clusterId, subset) = resilience.Split(traffic);
+            }
+        }
 
         // 3. Filters: the route's ordered chain may answer now or pick another service.
         if (!route.Filters.IsEmpty)
@@ -103,11 +121,12 @@ internal sealed partial class HttpDataPath(
             return;
         }
 
-        // 5. Load balancer: one endpoint for this request.
-        var endpoint = cluster.Balancer.Pick(cluster.HashKey?.Compute(context));
+        // 5. Load balancer: one endpoint for this request (among the split's subset when it chose one).
+        var balancer = subset is null ? cluster.Balancer : cluster.SubsetBalancer(subset);
+        var endpoint = balancer.Pick(cluster.HashKey?.Compute(context));
         if (endpoint is null)
         {
-            await RespondAsync(context, StatusCodes.Status503ServiceUnavailable, $"service '{cluster.Name}' has no healthy endpoint\n").ConfigureAwait(false);
+            await RespondAsync(context, StatusCodes.Status503ServiceUnavailable, subset is null ? $"service '{cluster.Name}' has no healthy endpoint\n" : $"service '{cluster.Name}' has no healthy endpoint in subset '{subset}'\n").ConfigureAwait(false);
             Completed(context, route, started);
             return;
         }
@@ -115,16 +134,25 @@ internal sealed partial class HttpDataPath(
         // 6. Upstream: forward with the route's transforms over the cluster's shared client.
         // Inline rather than a helper method: one async state machine per request, not two.
         var error = ForwarderError.None;
-        endpoint.Enter();
-        try
+        if (ResilientForwarder.Applies(route, cluster))
         {
-            error = cluster.Http1 is { } http1 && Http1Forwarder.CanForward(context)
-                ? await http1Forwarder.SendAsync(context, endpoint, http1, route.Transformer).ConfigureAwait(false)
-                : await forwarder.SendAsync(context, endpoint.DestinationPrefix, cluster.Invoker, cluster.RequestConfig, route.Transformer).ConfigureAwait(false);
+            // 6r. Resilience (src/Sidecar/Resilience): concurrency limit, route and per-try timeouts, retries on
+            // other endpoints behind a response gate, per-endpoint breakers, outlier detection, the mirror.
+            (error, endpoint) = await resilience.ForwardAsync(context, state, route, cluster, subset, endpoint).ConfigureAwait(false);
         }
-        finally
+        else
         {
-            endpoint.Leave(error != ForwarderError.None);
+            endpoint.Enter();
+            try
+            {
+                error = cluster.Http1 is { } http1 && Http1Forwarder.CanForward(context)
+                    ? await http1Forwarder.SendAsync(context, endpoint, http1, route.Transformer).ConfigureAwait(false)
+                    : await forwarder.SendAsync(context, endpoint.DestinationPrefix, cluster.Invoker, cluster.RequestConfig, route.Transformer).ConfigureAwait(false);
+            }
+            finally
+            {
+                endpoint.Leave(error != ForwarderError.None);
+            }
         }
 
         if (error != ForwarderError.None)
