@@ -77,6 +77,7 @@ public static class ConfigLoader
         try
         {
             options = root.Get<MeshOptions>() ?? new MeshOptions();
+            options = ResilienceConfigDefaults.Apply(root, options);
         }
         catch (InvalidOperationException ex)
         {

@@ -54,6 +54,12 @@ internal sealed class ReplayableBody(Stream source, int limit) : IDisposable
 
     private async ValueTask<int> ReadAsync(Reader reader, Memory<byte> destination, CancellationToken cancellationToken)
     {
+        if (destination.IsEmpty)
+        {
+            // A zero-byte read waits for data without taking any (PipeReader.Create issues them); 0 is not the end here.
+            return reader.Offset < _length || _complete ? 0 : await source.ReadAsync(destination, cancellationToken).ConfigureAwait(false);
+        }
+
         if (reader.Offset < _length && !_overflowed)
         {
             var count = Math.Min(destination.Length, _length - reader.Offset);
