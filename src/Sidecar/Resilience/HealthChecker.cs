@@ -34,6 +34,7 @@ internal sealed partial class HealthChecker : IDisposable
     private Cluster? _cluster;
     private ITimer? _timer;
     private int _running;
+    private int _rounds;
     private bool _disposed;
     private TaskCompletionSource _round = new(TaskCreationOptions.RunContinuationsAsynchronously);
 
@@ -48,12 +49,35 @@ internal sealed partial class HealthChecker : IDisposable
 
     public HealthCheckOptions Options { get; }
 
-    /// <summary>Completes when the next round to finish has finished (tests wait on it instead of sleeping).</summary>
-    public Task NextRoundAsync()
+    /// <summary>Rounds finished so far.</summary>
+    public int Rounds
     {
-        lock (_lock)
+        get
         {
-            return _round.Task;
+            lock (_lock)
+            {
+                return _rounds;
+            }
+        }
+    }
+
+    /// <summary>Completes once <paramref name="count"/> rounds have finished (tests wait on it instead of sleeping).</summary>
+    public async Task WhenRoundsAsync(int count)
+    {
+        while (true)
+        {
+            Task next;
+            lock (_lock)
+            {
+                if (_rounds >= count)
+                {
+                    return;
+                }
+
+                next = _round.Task;
+            }
+
+            await next.ConfigureAwait(false);
         }
     }
 
@@ -116,6 +140,7 @@ internal sealed partial class HealthChecker : IDisposable
             TaskCompletionSource done;
             lock (_lock)
             {
+                _rounds++;
                 done = _round;
                 _round = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
             }

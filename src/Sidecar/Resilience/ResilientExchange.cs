@@ -143,7 +143,7 @@ internal sealed class ResilientExchange : IHttpRequestLifetimeFeature, IDisposab
             }
 
             _mirror = _policy?.Mirror is { } mirror && _policy.Random.Chance(mirror.Percent);
-            var retrying = _retry is not null && (_retry.Options.NonIdempotent || IsIdempotent(_context.Request.Method) || _isGrpc);
+            var retrying = _retry is { Pipeline: not null } && (_retry.Options.NonIdempotent || IsIdempotent(_context.Request.Method) || _isGrpc);
             PrepareBody(retrying);
             if (retrying && _retry!.HoldsStatuses)
             {
@@ -158,7 +158,7 @@ internal sealed class ResilientExchange : IHttpRequestLifetimeFeature, IDisposab
                 var resilience = ResilienceContextPool.Shared.Get(RequestToken);
                 try
                 {
-                    var outcome = await _retry.Pipeline.ExecuteOutcomeAsync(static (ctx, exchange) => exchange.TryOnceAsync(ctx), resilience, this).ConfigureAwait(false);
+                    var outcome = await _retry.Pipeline!.ExecuteOutcomeAsync(static (ctx, exchange) => exchange.TryOnceAsync(ctx), resilience, this).ConfigureAwait(false);
                     result = outcome.Result;
                     failure = outcome.Exception;
                 }
@@ -430,7 +430,7 @@ internal sealed class ResilientExchange : IHttpRequestLifetimeFeature, IDisposab
         }
 
         var again = wanted && !response.HasStarted && CanRetry(safe: IsConnectFailure(_context) == true);
-        return new AttemptOutcome(AttemptKind.Error, error, status, true, again, again ? reason : null);
+        return new AttemptOutcome(AttemptKind.Error, error, status, true, again, reason);
     }
 
     /// <summary>

@@ -24,7 +24,7 @@ internal sealed class ServiceResilience : IDisposable
         _clock = clock;
         _metrics = metrics;
         _logger = loggers.CreateLogger("Mesh.Resilience");
-        if (options.Retries is { Attempts: > 0 } retries)
+        if (options.Retries is { } retries)
         {
             Retry = new RetryRules(name, retries, clock, metrics);
         }
@@ -150,7 +150,13 @@ internal sealed class RetryRules
         }
 
         HoldsStatuses = Array.IndexOf(_statuses, true) >= 0 || _grpcMask != 0;
-        Budget = options.BudgetPercent > 0 ? new RetryBudget(options.BudgetPercent, clock) : new RetryBudget(0, clock);
+        Budget = new RetryBudget(options.BudgetPercent, clock);
+        if (options.Attempts == 0)
+        {
+            // Only perTryTimeoutMs applies.
+            return;
+        }
+
         var backoff = TimeSpan.FromMilliseconds(options.BackoffBaseMs);
         Pipeline = new ResiliencePipelineBuilder<AttemptOutcome> { TimeProvider = clock.Time }
             .AddRetry(new RetryStrategyOptions<AttemptOutcome>
@@ -184,7 +190,8 @@ internal sealed class RetryRules
 
     public RetryBudget Budget { get; }
 
-    public ResiliencePipeline<AttemptOutcome> Pipeline { get; }
+    /// <summary>Polly's retry strategy; null when <c>attempts</c> is 0.</summary>
+    public ResiliencePipeline<AttemptOutcome>? Pipeline { get; }
 
     public bool RetriesStatus(int status) => (uint)status < (uint)_statuses.Length && _statuses[status];
 
