@@ -8,6 +8,8 @@ import sys
 
 (results_path, doc_path, svg_path, mode, ready_ms, idle_kb, load_kb, direct_lat, mesh_lat, nginx_lat, profile_path,
  nginx_v, haproxy_v, wrk_v, dotnet_v, args) = sys.argv[1:17]
+# "REQUESTS DONE OK" of the h2load -c4 -m10 acceptance run (issue 9), when the script made one.
+h2_check = sys.argv[17].split() if len(sys.argv) > 17 and sys.argv[17].strip() else None
 
 profile = {}
 try:
@@ -69,6 +71,9 @@ comparisons = [
     ("YARP IHttpForwarder alone vs nginx (reference)", "yarp-forwarder", "nginx-l7", False, None),
     ("Mesh L7 vs YARP IHttpForwarder alone (reference)", "mesh-l7", "yarp-forwarder", False, None),
     ("HAProxy http vs nginx (context)", "haproxy-http", "nginx-l7", False, None),
+    ("Mesh L7, 16 KiB body, vs nginx", "mesh-l7-16k", "nginx-l7-16k", False, None),
+    ("Mesh's HTTP/1.1 client vs Mesh on the YARP path (meshHttp1Client false)", "mesh-l7", "mesh-yarp-l7", False, 1.0),
+    ("Same, 16 KiB body", "mesh-l7-16k", "mesh-yarp-l7-16k", False, 1.0),
     ("Mesh HTTP/2 (h2load) vs nginx", "mesh-h2", "nginx-h2", False, 0.8),
     ("Mesh L4 tcp vs HAProxy tcp, requests per core-second", "mesh-tcp", "haproxy-tcp", True, 0.9),
     ("Mesh TLS passthrough vs HAProxy tcp+SNI, requests per core-second", "mesh-tls", "haproxy-tls", True, 0.9),
@@ -143,6 +148,11 @@ m50, m99 = (ms(x) for x in mesh_lat.split())
 added = (m99 - d99) if (m99 is not None and d99 is not None) else None
 w(f"| Added p99 latency at 1,000 req/s, open loop (target at most 1 ms) | {added:.2f} ms (p50/p99 direct {direct_lat}, Mesh {mesh_lat}, nginx {nginx_lat}) | "
   f"{'met' if added is not None and added <= 1 else 'missed'} |")
+if h2_check:
+    total, done, ok = (int(x) for x in h2_check)
+    other = total - ok
+    w(f"| `h2load -c4 -m10 -n{total}` through Mesh L7 to nginx: requests without a 2xx answer (target 0) | {other:,} ({done:,} done, {ok:,} 2xx) | "
+      f"{'met' if other == 0 else 'missed'} |")
 idle_mb, load_mb = int(idle_kb) / 1024, int(load_kb) / 1024
 w(f"| Idle RSS (target at most 50 MB) | {idle_mb:.1f} MB | {'met' if idle_mb <= 50 else 'missed'} |")
 w(f"| RSS under load, 64 connections (target at most 100 MB) | {load_mb:.1f} MB | {'met' if load_mb <= 100 else 'missed'} |")

@@ -2,6 +2,7 @@
 using System.Text.Encodings.Web;
 using System.Text.Json;
 using System.Text.Json.Nodes;
+using Mesh.Sidecar.Hosting;
 using Mesh.Sidecar.Listeners;
 using Mesh.Sidecar.Metrics;
 using Mesh.Sidecar.Resilience;
@@ -11,7 +12,7 @@ using Mesh.Sidecar.Translation;
 namespace Mesh.Sidecar.Admin;
 
 /// <summary>Serves the admin listener. Paths are few and fixed, so a switch beats a router here.</summary>
-internal sealed class AdminEndpoints(MeshStateStore store, ListenerManager listeners, PrometheusExporter exporter, IHostApplicationLifetime lifetime, IdentityAdmin identity)
+internal sealed class AdminEndpoints(MeshStateStore store, ListenerManager listeners, PrometheusExporter exporter, IHostApplicationLifetime lifetime, IdentityAdmin identity, DiscoveryStatusReader discovery)
 {
     private static readonly JsonSerializerOptions Json = new(JsonSerializerDefaults.Web) { WriteIndented = true, Encoder = JavaScriptEncoder.UnsafeRelaxedJsonEscaping };
     private static readonly string[] SecretWords = ["token", "password", "secret", "privatekey", "key"];
@@ -19,7 +20,7 @@ internal sealed class AdminEndpoints(MeshStateStore store, ListenerManager liste
     public Task HandleAsync(HttpContext context) => context.Request.Path.Value switch
     {
         "/healthz" => Text(context, 200, "ok\n"),
-        "/ready" => Ready(context),
+        "/ready" => ReadyAsync(context),
         "/admin/config" => ConfigAsync(context),
         "/admin/clusters" => ClustersAsync(context),
         IdentityAdmin.Path => identity.HandleAsync(context),
@@ -28,12 +29,23 @@ internal sealed class AdminEndpoints(MeshStateStore store, ListenerManager liste
         _ => Text(context, 404, $"no admin endpoint {context.Request.Path}\n"),
     };
 
-    private Task Ready(HttpContext context)
+    private async Task ReadyAsync(HttpContext context)
     {
         var started = lifetime.ApplicationStarted.IsCancellationRequested && !lifetime.ApplicationStopping.IsCancellationRequested;
-        return store.HasState && listeners.AllBound && started
-            ? Text(context, 200, "ready\n")
-            : Text(context, 503, "not ready: config not applied or listeners not bound\n");
+        if (!(store.HasState && listeners.AllBound && started))
+        {
+            await Text(context, 503, "not ready: config not applied or listeners not bound\n");
+            return;
+        }
+
+        // Registered in Consul, /ready is the instance's health check: the local app must be up too.
+        if (LocalAppProbe.Applies(store.Current.Options) && await LocalAppProbe.CheckAsync(store.Current.Options.Service, context.RequestAborted) is { } down)
+        {
+            await Text(context, 503, $"not ready: {down}\n");
+            return;
+        }
+
+        await Text(context, 200, "ready\n");
     }
 
     private Task ConfigAsync(HttpContext context)
@@ -104,6 +116,7 @@ internal sealed class AdminEndpoints(MeshStateStore store, ListenerManager liste
                 ["policy"] = cluster.Policy,
                 // Which client carries L7 requests: Mesh's own HTTP/1.1 client, or YARP's forwarder (HTTP/2 services, or switched off).
                 ["client"] = cluster.Http1 is null ? "yarp" : "mesh-http1",
+                ["discovery"] = Discovery(discovery.Of(state, cluster.Name)),
                 ["endpoints"] = endpoints,
                 ["resilience"] = ResilienceAdmin.Describe(cluster),
             });
@@ -111,6 +124,31 @@ internal sealed class AdminEndpoints(MeshStateStore store, ListenerManager liste
 
         var body = new JsonObject { ["version"] = state.Version, ["listeners"] = listenerList, ["clusters"] = clusters };
         return Text(context, 200, body.ToJsonString(Json), "application/json");
+    }
+
+    // Where a cluster's endpoints come from and how stale they are; the local app's cluster comes from the config.
+    private static JsonObject Discovery(ServiceDiscoveryView? view)
+    {
+        if (view is null)
+        {
+            return new JsonObject { ["source"] = "config", ["synced"] = true, ["stalenessSeconds"] = 0 };
+        }
+
+        var node = new JsonObject
+        {
+            ["source"] = view.Source,
+            ["synced"] = view.Status?.Synced ?? true,
+            ["stalenessSeconds"] = Math.Round(view.StalenessSeconds, 3),
+        };
+        if (view.Status is { } status)
+        {
+            node["upstream"] = status.Upstream;
+            node["lastSync"] = status.LastSync?.ToString("O", System.Globalization.CultureInfo.InvariantCulture);
+            node["lastError"] = status.LastError;
+            node["index"] = status.Index;
+        }
+
+        return node;
     }
 
     // Values under keys that look secret are replaced, so the endpoint is safe to expose to operators.

@@ -84,6 +84,12 @@ public static class ConfigLoader
             return new ConfigLoadResult(null, [new ConfigError("config", ex.Message)]);
         }
 
+        // "consul": {} means "a local agent with every default"; the binder leaves an empty object null.
+        if (options.Consul is null && root.GetChildren().Any(c => string.Equals(c.Key, "consul", StringComparison.OrdinalIgnoreCase)))
+        {
+            options = options with { Consul = new ConsulOptions() };
+        }
+
         ConfigValidator.Validate(options, errors);
         return new ConfigLoadResult(errors.Count == 0 ? options : null, errors);
     }

@@ -8,7 +8,7 @@ namespace Mesh.Sidecar.Configuration;
 /// <summary>Finds every semantic problem in a bound <see cref="MeshOptions"/>, each with its JSON path.</summary>
 internal static partial class ConfigValidator
 {
-    private static readonly string[] KnownProviders = ["static"];
+    private static readonly string[] KnownProviders = ["static", "consul"];
     private static readonly string[] KnownLevels = ["Trace", "Debug", "Information", "Warning", "Error", "Critical", "None"];
 
     public static void Validate(MeshOptions options, List<ConfigError> errors)
@@ -39,9 +39,11 @@ internal static partial class ConfigValidator
         foreach (var (name, service) in options.Services)
         {
             ValidateService(name, service, $"services.{name}", errors);
+            ValidateConsulService(options, service, $"services.{name}", errors);
         }
 
         ValidateSecurity(options, errors);
+        ValidateConsul(options, errors);
 
         if (options.Performance.GcGen0SizeMb is < 0 or > 256)
         {

@@ -30,6 +30,9 @@ public sealed record MeshOptions
 
     /// <summary>Who may call the local app through inbound listeners.</summary>
     public AuthorizationOptions Authorization { get; init; } = new();
+
+    /// <summary>The local Consul agent (discovery and registration); null when the file has no <c>consul</c> block.</summary>
+    public ConsulOptions? Consul { get; init; }
 }
 
 /// <summary>The local application that inbound traffic is delivered to.</summary>
@@ -318,6 +321,9 @@ public sealed record ServiceOptions
 
     /// <summary>Active health checks (static discovery only); null means none.</summary>
     public HealthCheckOptions? HealthCheck { get; init; }
+
+    /// <summary>What to read from Consul when <see cref="Discovery"/> is <c>consul</c>.</summary>
+    public ConsulServiceOptions? Consul { get; init; }
 }
 
 /// <summary>A static endpoint.</summary>

@@ -104,6 +104,9 @@ public sealed record AuthorizationOptions
 
     /// <summary>Ordered rules; the first that matches decides.</summary>
     public IReadOnlyList<AuthorizationRuleOptions> Rules { get; init; } = [];
+
+    /// <summary>Also ask the Consul agent's intentions (<c>/v1/agent/connect/authorize</c>) for each caller the rules allow; fails closed.</summary>
+    public bool ConsulIntentions { get; init; }
 }
 
 /// <summary>One authorization rule.</summary>

@@ -19,6 +19,7 @@ internal sealed partial class MeshRuntime : IAsyncDisposable
     private readonly StateTranslator _translator;
     private readonly StaticServiceCatalog _static;
     private readonly Dictionary<string, IServiceCatalog> _catalogs;
+    private readonly IReadOnlyList<IDiscoveryConfigurator> _configurators;
     private readonly ListenerManager _listeners;
     private readonly SecurityRuntime _security;
     private readonly MeshMetrics _metrics;
@@ -37,8 +38,10 @@ internal sealed partial class MeshRuntime : IAsyncDisposable
         ListenerManager listeners,
         SecurityRuntime security,
         MeshMetrics metrics,
-        ILogger<MeshRuntime> logger)
+        ILogger<MeshRuntime> logger,
+        IEnumerable<IDiscoveryConfigurator>? configurators = null)
     {
+        _configurators = [.. configurators ?? []];
         _store = store;
         _translator = translator;
         _static = staticCatalog;
@@ -56,18 +59,35 @@ internal sealed partial class MeshRuntime : IAsyncDisposable
         await _gate.WaitAsync(cancellationToken).ConfigureAwait(false);
         try
         {
+            // Providers check what they need first (a Consul certificate that does not load rejects the config).
+            foreach (var configurator in _configurators)
+            {
+                if (configurator.Prepare(options) is { Count: > 0 } problems)
+                {
+                    Abandon();
+                    return problems;
+                }
+            }
+
             // Identity, certificates and upstream TLS load first: a bad file rejects the config before any socket changes.
             var security = await _security.PrepareAsync(options, cancellationToken).ConfigureAwait(false);
             if (security.Errors.Count > 0)
             {
+                Abandon();
                 return security.Errors;
             }
 
             var errors = await _listeners.ApplyAsync(options, cancellationToken).ConfigureAwait(false);
             if (errors.Count > 0)
             {
+                Abandon();
                 await _security.AbandonAsync(security).ConfigureAwait(false);
                 return errors;
+            }
+
+            foreach (var configurator in _configurators)
+            {
+                configurator.Commit();
             }
 
             _security.Commit(security);
@@ -80,6 +100,14 @@ internal sealed partial class MeshRuntime : IAsyncDisposable
         finally
         {
             _gate.Release();
+        }
+    }
+
+    private void Abandon()
+    {
+        foreach (var configurator in _configurators)
+        {
+            configurator.Abandon();
         }
     }
 

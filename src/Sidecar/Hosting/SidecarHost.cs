@@ -2,6 +2,7 @@
 using System.Collections;
 using System.Net;
 using Mesh.Discovery;
+using Mesh.Discovery.Consul;
 using Mesh.Discovery.Static;
 using Mesh.Sidecar.Admin;
 using Mesh.Sidecar.Configuration;
@@ -11,6 +12,8 @@ using Mesh.Sidecar.Listeners;
 using Mesh.Sidecar.Metrics;
 using Mesh.Sidecar.Resilience;
 using Mesh.Sidecar.Security;
+using Mesh.Sidecar.Security.Authorization;
+using Mesh.Sidecar.Security.Identity;
 using Mesh.Sidecar.Translation;
 using Mesh.Sidecar.Upstream;
 using Mesh.Sidecar.Upstream.Http1;
@@ -73,6 +76,8 @@ internal static class SidecarHost
             throw new SidecarConfigException(errors);
         }
 
+        // Services read from Consul get their first endpoints before the sidecar counts as started (bounded: an unreachable agent only delays).
+        await app.Services.GetRequiredService<ConsulDiscovery>().WaitForFirstAnswersAsync(TimeSpan.FromSeconds(5), cancellationToken).ConfigureAwait(false);
         runtime.StartWatching(launch.ConfigPath, content, Load, launch.ReloadInterval);
         return new RunningSidecar(app);
     }
@@ -119,6 +124,14 @@ internal static class SidecarHost
         services.AddSingleton<StateTranslator>();
         services.AddSingleton<MeshStateStore>();
         services.AddSingleton<StaticServiceCatalog>();
+        services.AddSingleton(sp => new ConsulServiceCatalog(sp.GetRequiredService<ILogger<ConsulServiceCatalog>>()));
+        services.AddSingleton<IServiceCatalog>(sp => sp.GetRequiredService<ConsulServiceCatalog>());
+        services.AddSingleton<ConsulRegistration>();
+        services.AddSingleton<ConsulDiscovery>();
+        services.AddSingleton<IDiscoveryConfigurator>(sp => sp.GetRequiredService<ConsulDiscovery>());
+        services.AddSingleton<DiscoveryStatusReader>();
+        services.AddSingleton<ICertificateSourceFactory, ConsulCertificateSourceFactory>();
+        services.AddSingleton<ConsulIntentionsCheck>();
         services.AddSingleton<ConnectionHook>();
         services.AddSingleton<L4DataPath>();
         services.AddMeshSecurity();
@@ -132,7 +145,8 @@ internal static class SidecarHost
             sp.GetRequiredService<ListenerManager>(),
             sp.GetRequiredService<SecurityRuntime>(),
             sp.GetRequiredService<MeshMetrics>(),
-            sp.GetRequiredService<ILogger<MeshRuntime>>()));
+            sp.GetRequiredService<ILogger<MeshRuntime>>(),
+            sp.GetServices<IDiscoveryConfigurator>()));
         services.AddSingleton<AdminEndpoints>();
         services.AddSingleton<HttpDataPath>();
 
@@ -228,6 +242,8 @@ internal sealed class RunningSidecar(WebApplication app) : IAsyncDisposable
 
     public async ValueTask DisposeAsync()
     {
+        // Leave Consul first, then give peers the grace period to stop sending here.
+        await App.Services.GetRequiredService<ConsulRegistration>().DeregisterAsync().ConfigureAwait(false);
         // Stop reloading and accepting; let Kestrel drain in-flight requests and L4 connections
         // close by themselves, both up to the drain deadline; then cut what is left and free the sockets.
         await App.Services.GetRequiredService<MeshRuntime>().DisposeAsync().ConfigureAwait(false);

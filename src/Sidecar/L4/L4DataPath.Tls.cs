@@ -8,6 +8,7 @@ using Mesh.Sidecar.Configuration;
 using Mesh.Sidecar.Endpoints;
 using Mesh.Sidecar.L4.Tcp;
 using Mesh.Sidecar.Security;
+using Mesh.Sidecar.Security.Authorization;
 using Mesh.Sidecar.Security.Certificates;
 using Mesh.Sidecar.Security.Tls;
 
@@ -74,6 +75,19 @@ internal sealed partial class L4DataPath
                 if (!decision.Allowed)
                 {
                     Log.Denied(logger, listener, remote.ToString(), peer?.PeerId.Value ?? "unauthenticated", decision.Rule);
+                    metrics.L4Connection(listener, "denied");
+                    return;
+                }
+            }
+
+            // c2. Consul intentions: with authorization.consulIntentions, the agent decides for this caller (fails closed).
+            if (store.Current.Options is { Authorization.ConsulIntentions: true } current)
+            {
+                var intention = await intentions.CheckAsync(current.Service.Name, peer).ConfigureAwait(false);
+                securityMetrics.Decision(listener, ConsulIntentionsCheck.RuleName, intention.Authorized);
+                if (!intention.Authorized)
+                {
+                    Log.Denied(logger, listener, remote.ToString(), peer?.PeerId.Value ?? "unauthenticated", ConsulIntentionsCheck.RuleName);
                     metrics.L4Connection(listener, "denied");
                     return;
                 }

@@ -12,6 +12,7 @@ using Mesh.Sidecar.L4.Tls;
 using Mesh.Sidecar.LoadBalancing;
 using Mesh.Sidecar.Metrics;
 using Mesh.Sidecar.Security;
+using Mesh.Sidecar.Security.Authorization;
 using Mesh.Sidecar.Security.Tls;
 using Mesh.Sidecar.Configuration;
 using Mesh.Sidecar.Translation;
@@ -31,7 +32,8 @@ internal sealed partial class L4DataPath(
     SecurityRuntime security,
     InboundTls inbound,
     SecurityMetrics securityMetrics,
-    ILogger<L4DataPath> logger)
+    ILogger<L4DataPath> logger,
+    ConsulIntentionsCheck intentions)
 {
     private const int MaxClientHello = 64 * 1024;
 

@@ -9,8 +9,10 @@ using Mesh.Sidecar.Metrics;
 using Mesh.Sidecar.Resilience;
 using Mesh.Sidecar.Routing;
 using Mesh.Sidecar.Security;
+using Mesh.Sidecar.Security.Authorization;
 using Mesh.Sidecar.Security.Tls;
 using Mesh.Sidecar.Translation;
+using Mesh.Sidecar.Upstream;
 using Mesh.Sidecar.Upstream.Http1;
 using Yarp.ReverseProxy.Forwarder;
 
@@ -30,7 +32,8 @@ internal sealed partial class HttpDataPath(
     SecurityRuntime security,
     SecurityMetrics securityMetrics,
     ResilientForwarder resilience,
-    ILoggerFactory loggerFactory)
+    ILoggerFactory loggerFactory,
+    ConsulIntentionsCheck intentions)
 {
     private readonly ILogger _accessLog = loggerFactory.CreateLogger("Mesh.AccessLog");
 
@@ -51,6 +54,14 @@ internal sealed partial class HttpDataPath(
         var started = Stopwatch.GetTimestamp();
         var state = store.Current;
 
+        // 1a. Request check: header names must be tokens and values free of CR, LF and NUL (HTTP/2 lets them through), else 400 on both upstream paths.
+        if (HttpSyntax.FindInvalidRequestHeader(context.Request.Headers) is not null)
+        {
+            await RespondAsync(context, StatusCodes.Status400BadRequest, "a request header name is not a token, or its value holds CR, LF or NUL\n").ConfigureAwait(false);
+            metrics.RequestCompleted("", "", StatusCodes.Status400BadRequest, started);
+            return;
+        }
+
         // 1b. Identity: drop any x-forwarded-client-cert the client sent; on mTLS connections set it from the verified caller.
         var peer = context.Features.Get<IPeerIdentityFeature>() as PeerIdentityFeature;
         ForwardedClientCert.Apply(context.Request.Headers, peer);
@@ -64,6 +75,20 @@ internal sealed partial class HttpDataPath(
             {
                 Log.Denied(_accessLog, listener.Name, peer?.PeerId.Value ?? "unauthenticated", context.Request.Method, context.Request.Path.Value ?? "", decision.Rule);
                 await RespondAsync(context, StatusCodes.Status403Forbidden, Denied(decision.Rule, peer)).ConfigureAwait(false);
+                metrics.RequestCompleted("", "", StatusCodes.Status403Forbidden, started);
+                return;
+            }
+        }
+
+        // 1d. Consul intentions: with authorization.consulIntentions, the agent decides for this caller (cached per caller, fails closed).
+        if (listener.Inbound && state.Options.Authorization.ConsulIntentions)
+        {
+            var intention = await intentions.CheckAsync(state.Options.Service.Name, peer).ConfigureAwait(false);
+            securityMetrics.Decision(listener.Name, ConsulIntentionsCheck.RuleName, intention.Authorized);
+            if (!intention.Authorized)
+            {
+                Log.Denied(_accessLog, listener.Name, peer?.PeerId.Value ?? "unauthenticated", context.Request.Method, context.Request.Path.Value ?? "", ConsulIntentionsCheck.RuleName);
+                await RespondAsync(context, StatusCodes.Status403Forbidden, $"denied by Consul intentions: {intention.Reason} (caller {peer?.PeerId.Value ?? "unauthenticated"})\n").ConfigureAwait(false);
                 metrics.RequestCompleted("", "", StatusCodes.Status403Forbidden, started);
                 return;
             }

@@ -45,6 +45,35 @@ internal sealed class MeshMetrics
         Meter.CreateObservableCounter("mesh.udp.flows.expired", () => ObserveUdp(static p => p.FlowsExpired), "{flow}", "UDP flows expired by listener.");
         Meter.CreateObservableCounter("mesh.udp.datagrams.dropped", () => ObserveUdp(static p => p.DatagramsDropped), "{datagram}", "UDP datagrams not delivered by listener.");
         _sniMisses = Meter.CreateCounter<long>("mesh.tls.sni.misses", "{connection}", "TLS passthrough connections not routed, by reason (no-route, no-sni, not-tls, invalid, timeout).");
+        Meter.CreateObservableGauge("mesh.discovery.staleness", ObserveStaleness, "s", "Seconds since each service's endpoints were last confirmed by their source (0 while synced), by service and source.");
+        Meter.CreateObservableGauge("mesh.discovery.endpoints", ObserveEndpoints, "{endpoint}", "Healthy endpoints in routing by service and discovery source.");
+    }
+
+    /// <summary>Each service's discovery source and freshness; set by the discovery status reader, read on each scrape.</summary>
+    public Func<IReadOnlyList<Hosting.ServiceDiscoveryView>>? Discovery { get; set; }
+
+    private IEnumerable<Measurement<double>> ObserveStaleness()
+    {
+        var views = Discovery?.Invoke() ?? [];
+        var measurements = new List<Measurement<double>>(views.Count);
+        foreach (var view in views)
+        {
+            measurements.Add(new Measurement<double>(view.StalenessSeconds, new KeyValuePair<string, object?>("service", view.Service), new KeyValuePair<string, object?>("source", view.Source)));
+        }
+
+        return measurements;
+    }
+
+    private IEnumerable<Measurement<long>> ObserveEndpoints()
+    {
+        var views = Discovery?.Invoke() ?? [];
+        var measurements = new List<Measurement<long>>(views.Count);
+        foreach (var view in views)
+        {
+            measurements.Add(new Measurement<long>(view.Endpoints, new KeyValuePair<string, object?>("service", view.Service), new KeyValuePair<string, object?>("source", view.Source)));
+        }
+
+        return measurements;
     }
 
     /// <summary>Histogram boundaries in seconds, from 250 µs to 10 s.</summary>

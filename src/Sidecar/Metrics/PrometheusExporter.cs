@@ -90,7 +90,7 @@ internal sealed class PrometheusExporter : IDisposable
             var type = instrument switch
             {
                 Histogram<double> => "histogram",
-                UpDownCounter<long> or ObservableGauge<long> => "gauge",
+                UpDownCounter<long> or ObservableGauge<long> or ObservableGauge<double> => "gauge",
                 _ => "counter",
             };
             text.Append("# HELP ").Append(name).Append(' ').Append(instrument.Description).Append('\n');
@@ -115,12 +115,12 @@ internal sealed class PrometheusExporter : IDisposable
     private static string PrometheusName(Instrument instrument)
     {
         var name = instrument.Name.Replace('.', '_');
-        if (instrument is Histogram<double> && instrument.Unit == "s")
+        if (instrument is Histogram<double> or ObservableGauge<double> && instrument.Unit == "s")
         {
             return name + "_seconds";
         }
 
-        return instrument is UpDownCounter<long> or ObservableGauge<long> ? name : name.EndsWith("_total", StringComparison.Ordinal) ? name : name + "_total";
+        return instrument is UpDownCounter<long> or ObservableGauge<long> or ObservableGauge<double> ? name : name.EndsWith("_total", StringComparison.Ordinal) ? name : name + "_total";
     }
 
     private static string Labels(string[] names, SeriesKey key)

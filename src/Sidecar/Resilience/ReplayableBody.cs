@@ -10,7 +10,7 @@ namespace Mesh.Sidecar.Resilience;
 /// more than the limit has been read the recording stops and the body can no longer be replayed.
 /// Tries run one after another, so only one reader is ever active.
 /// </summary>
-internal sealed class ReplayableBody(Stream source, int limit) : IDisposable
+internal sealed class ReplayableBody(Stream source, int limit, long? length = null) : IDisposable
 {
     private byte[] _buffer = [];
     private int _length;
@@ -20,37 +20,14 @@ internal sealed class ReplayableBody(Stream source, int limit) : IDisposable
     /// <summary>True while every byte read from the client so far is recorded.</summary>
     public bool Replayable => !_overflowed;
 
-    /// <summary>True once the client's body has ended and every byte of it is recorded.</summary>
-    public bool Complete => _complete && !_overflowed;
+    /// <summary>True once the client's body has ended (or its Content-Length is read) and every byte of it is recorded.</summary>
+    public bool Complete => !_overflowed && (_complete || _length == length);
 
     /// <summary>The recorded bytes (the whole body once <see cref="Complete"/>).</summary>
     public ReadOnlySpan<byte> Recorded => _buffer.AsSpan(0, _length);
 
     /// <summary>A fresh stream for the next try, starting at the body's first byte.</summary>
     public Stream NewReader() => new Reader(this);
-
-    /// <summary>Reads the rest of the client's body into the recording (for a mirror), within the limit.</summary>
-    public async ValueTask<bool> DrainAsync(CancellationToken cancellationToken)
-    {
-        using var reader = new Reader(this) { Offset = _length };
-        var scratch = ArrayPool<byte>.Shared.Rent(4096);
-        try
-        {
-            while (!_complete && !_overflowed)
-            {
-                if (await reader.ReadAsync(scratch, cancellationToken).ConfigureAwait(false) == 0)
-                {
-                    break;
-                }
-            }
-        }
-        finally
-        {
-            ArrayPool<byte>.Shared.Return(scratch);
-        }
-
-        return Complete;
-    }
 
     private async ValueTask<int> ReadAsync(Reader reader, Memory<byte> destination, CancellationToken cancellationToken)
     {

@@ -566,7 +566,7 @@ internal sealed class ResilientExchange : IHttpRequestLifetimeFeature, IDisposab
             return;
         }
 
-        _replay = new ReplayableBody(request.Body, limit);
+        _replay = new ReplayableBody(request.Body, limit, request.ContentLength);
         if (retrying && _retry!.Options.MaxBodyBytes < limit && request.ContentLength > _retry.Options.MaxBodyBytes)
         {
             _bodyReplayable = false;

@@ -19,7 +19,7 @@ namespace Mesh.Sidecar.Translation;
 /// for the endpoints of the services that name it, and keeps endpoint objects (and their in-flight
 /// counts) when an endpoint is unchanged.
 /// </summary>
-internal sealed class StateTranslator(UpstreamClients clients, UpstreamTlsClients tlsClients, ResilienceRuntime resilience)
+internal sealed class StateTranslator(UpstreamClients clients, UpstreamTlsClients tlsClients, ResilienceRuntime? resilience = null)
 {
     /// <summary>Cluster-id prefix of the local app, which inbound listeners deliver to.</summary>
     public const string LocalClusterPrefix = "inbound:";
@@ -32,7 +32,7 @@ internal sealed class StateTranslator(UpstreamClients clients, UpstreamTlsClient
         foreach (var (name, service) in options.Services)
         {
             var endpoints = catalogs.TryGetValue(service.Discovery, out var catalog) ? catalog.Current.EndpointsOf(name) : [];
-            clusters[name] = BuildCluster(name, service, endpoints, previous, options.Performance.MeshHttp1Client, tlsClients.For(name, service, options), resilience.ForService(name, service));
+            clusters[name] = BuildCluster(name, service, endpoints, previous, options.Performance.MeshHttp1Client, tlsClients.For(name, service, options), resilience?.ForService(name, service));
         }
 
         var localId = LocalClusterPrefix + options.Service.Name;
@@ -64,7 +64,7 @@ internal sealed class StateTranslator(UpstreamClients clients, UpstreamTlsClient
                 if (applies)
                 {
                     var clusterId = string.IsNullOrEmpty(route.Service) ? route.Split is { Count: > 0 } split ? split[0].Service : localId : route.Service;
-                    compiled.Add(Compile(route, clusterId, resilience.ForRoute(route)));
+                    compiled.Add(Compile(route, clusterId, resilience?.ForRoute(route)));
                 }
             }
 
@@ -130,7 +130,8 @@ internal sealed class StateTranslator(UpstreamClients clients, UpstreamTlsClient
     {
         foreach (var state in old)
         {
-            if (state.Endpoint.SameInstanceAs(endpoint) && state.Weight == Math.Max(1, endpoint.Weight))
+            // Tags are kept equal too: Consul can retag an instance (a canary), and routes and filters read them.
+            if (state.Endpoint.SameInstanceAs(endpoint) && state.Weight == Math.Max(1, endpoint.Weight) && state.Endpoint.Tags.SequenceEqual(endpoint.Tags))
             {
                 return state;
             }

@@ -582,10 +582,10 @@ public class ConfigValidatorTests
     [Fact]
     public void Validate_UnknownDiscoveryProvider_ReportsDiscovery()
     {
-        var result = With(c => Api(c)["discovery"] = "consul");
+        var result = With(c => Api(c)["discovery"] = "kubernetes");
 
-        var error = SingleError(result, "services.api.discovery", "'consul' is not one of: static");
-        Assert.Equal("services.api.discovery: 'consul' is not one of: static", error.ToString());
+        var error = SingleError(result, "services.api.discovery", "'kubernetes' is not one of: static, consul");
+        Assert.Equal("services.api.discovery: 'kubernetes' is not one of: static, consul", error.ToString());
     }
 
     [Fact]

@@ -64,6 +64,23 @@ internal sealed class Http1Connection : IDisposable
 
     public bool TimedOut => Volatile.Read(ref _state) == TimedOutState;
 
+    /// <summary>
+    /// True when the idle socket is readable: bytes nobody asked for (a late or extra response that
+    /// would answer the next request) or the peer's close. Either way it must not carry a request.
+    /// One poll, as HttpClient checks a pooled connection before reusing it.
+    /// </summary>
+    public bool HasInputWhileIdle()
+    {
+        try
+        {
+            return Socket.Poll(0, SelectMode.SelectRead);
+        }
+        catch (Exception ex) when (ex is SocketException or ObjectDisposedException)
+        {
+            return true;
+        }
+    }
+
     /// <summary>Starts a request: arms the activity timer.</summary>
     public void Begin(int timeoutMs)
     {

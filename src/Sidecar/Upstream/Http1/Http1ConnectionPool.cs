@@ -47,7 +47,7 @@ internal sealed class Http1ConnectionPool : IDisposable
         }
     }
 
-    /// <summary>Takes an idle connection that has not outlived the idle timeout, or null when a new one must be opened.</summary>
+    /// <summary>Takes an idle connection that has not outlived the idle timeout and received nothing while idle, or null when a new one must be opened.</summary>
     public Http1Connection? TryRent()
     {
         var now = NowMs;
@@ -65,12 +65,13 @@ internal sealed class Http1ConnectionPool : IDisposable
                 _idle[_count] = null;
             }
 
-            if (now - connection!.IdleSince < _idleTimeoutMs)
+            if (now - connection!.IdleSince < _idleTimeoutMs && !connection.HasInputWhileIdle())
             {
                 return connection;
             }
 
-            // The peer has likely timed it out already; do not bet a request on it.
+            // Expired (the peer has likely timed it out already), closed by the peer, or holding
+            // bytes that arrived while idle and would be taken for the next response: never reuse.
             connection.Dispose();
         }
     }

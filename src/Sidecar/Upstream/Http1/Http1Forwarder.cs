@@ -1,13 +1,9 @@
 // Stage 8 for plain HTTP/1.1 upstreams: the request written straight onto a pooled socket, the response parsed back onto Kestrel's.
 using System.Buffers;
-using System.Buffers.Text;
 using System.IO.Pipelines;
 using System.Net.Sockets;
 using System.Runtime.CompilerServices;
-using System.Text;
 using Microsoft.AspNetCore.Http.Features;
-using Microsoft.Extensions.Primitives;
-using Microsoft.Net.Http.Headers;
 using Mesh.Sidecar.Endpoints;
 using Yarp.ReverseProxy.Forwarder;
 
@@ -31,6 +27,8 @@ internal sealed partial class Http1Forwarder(ILogger<Http1Forwarder> logger)
 
     /// <summary>A request body up to this size that Kestrel already holds goes out in the head's send.</summary>
     private const int CoalesceBodyBytes = 4 * 1024;
+
+    private static readonly SearchValues<byte> HexDigits = SearchValues.Create("0123456789abcdefABCDEF"u8);
 
     private static readonly Action<object?> AbortConnection = static state => ((Http1Connection)state!).Abort();
 
@@ -82,7 +80,7 @@ internal sealed partial class Http1Forwarder(ILogger<Http1Forwarder> logger)
         var isHead = HttpMethods.IsHead(request.Method);
         for (var attempt = 0; ; attempt++)
         {
-            // A pooled connection if one is idle, else a new one.
+            // A pooled connection if one is idle and quiet, else a new one.
             var connection = pool.TryRent();
             if (connection is null)
             {
@@ -100,30 +98,37 @@ internal sealed partial class Http1Forwarder(ILogger<Http1Forwarder> logger)
             connection.Begin(settings.RequestTimeoutMs);
             var registration = aborted.UnsafeRegister(AbortConnection, connection);
             var phase = Phase.Request;
-            var keepAlive = false;
             try
             {
-                // Request head (and a small body Kestrel already holds) in one send.
+                // Request head (and a small body Kestrel already holds) in one send; every name and value is checked before it.
                 var length = WriteHead(connection, context, transformer, endpoint.Authority, out var bodySent);
                 await connection.Socket.SendAsync(connection.Write.AsMemory(0, length), SocketFlags.None).ConfigureAwait(false);
                 if (hasBody && !bodySent)
                 {
+                    // Exactly Content-Length bytes go upstream, whatever the client sends, so the upstream's framing and ours agree.
                     var reader = request.BodyReader;
+                    long sent = 0;
                     while (true)
                     {
                         phase = Phase.ClientBody;
                         var result = await reader.ReadAsync().ConfigureAwait(false);
+                        var buffer = result.Buffer;
+                        if (sent + buffer.Length > contentLength || (result.IsCompleted && sent + buffer.Length < contentLength))
+                        {
+                            throw new Http1UpstreamException($"the client's body does not match its Content-Length of {contentLength}");
+                        }
+
                         phase = Phase.RequestBody;
-                        foreach (var segment in result.Buffer)
+                        foreach (var segment in buffer)
                         {
                             await connection.Socket.SendAsync(segment, SocketFlags.None).ConfigureAwait(false);
                         }
 
                         // A slow upload is activity too, as in YARP's activity timeout.
                         connection.Touch(settings.RequestTimeoutMs);
-
-                        reader.AdvanceTo(result.Buffer.End);
-                        if (result.IsCompleted)
+                        sent += buffer.Length;
+                        reader.AdvanceTo(buffer.End);
+                        if (sent == contentLength || result.IsCompleted)
                         {
                             break;
                         }
@@ -132,13 +137,14 @@ internal sealed partial class Http1Forwarder(ILogger<Http1Forwarder> logger)
 
                 // Response head; interim 1xx responses are read past.
                 phase = Phase.ResponseHead;
-                int status;
                 Framing framing;
                 long bodyLength;
+                bool reusable;
+                var scanned = 0;
                 while (true)
                 {
-                    int headEnd;
-                    while ((headEnd = connection.Read.AsSpan(connection.ReadStart, connection.ReadEnd - connection.ReadStart).IndexOf("\r\n\r\n"u8)) < 0)
+                    int headLength;
+                    while ((headLength = FindHeadEnd(connection.Read.AsSpan(connection.ReadStart, connection.ReadEnd - connection.ReadStart), ref scanned)) < 0)
                     {
                         if (await FillAsync(connection, MaxResponseHeadBytes).ConfigureAwait(false) == 0)
                         {
@@ -147,10 +153,11 @@ internal sealed partial class Http1Forwarder(ILogger<Http1Forwarder> logger)
                     }
 
                     connection.Touch(settings.RequestTimeoutMs);
-                    var head = connection.Read.AsSpan(connection.ReadStart, headEnd + 2);
-                    connection.ReadStart += headEnd + 4;
-                    status = ParseStatus(head, out var http10);
-                    if (status is >= 100 and < 200)
+                    var head = connection.Read.AsSpan(connection.ReadStart, headLength - 2);
+                    connection.ReadStart += headLength;
+                    scanned = 0;
+                    var status = ParseStatus(head, out var http10);
+                    if (status < 200)
                     {
                         if (status == StatusCodes.Status101SwitchingProtocols)
                         {
@@ -160,8 +167,7 @@ internal sealed partial class Http1Forwarder(ILogger<Http1Forwarder> logger)
                         continue;
                     }
 
-                    framing = CopyHeaders(connection, head, context.Response, status, isHead, out bodyLength, out var close);
-                    keepAlive = !close && !http10 && framing != Framing.UntilClose;
+                    framing = CopyHeaders(connection, head, context.Response, status, isHead, http10, out bodyLength, out reusable);
                     break;
                 }
 
@@ -185,10 +191,22 @@ internal sealed partial class Http1Forwarder(ILogger<Http1Forwarder> logger)
                     return ForwarderError.ResponseBodyClient;
                 }
 
-                // Bytes past the response mean the stream is out of step; do not reuse it.
-                keepAlive &= connection.ReadStart == connection.ReadEnd;
+                // The whole body is in Kestrel's pipe: send it now. Kestrel flushes at the end of a
+                // response only while its head is unsent, so a body that outgrew one read would
+                // otherwise wait for the client's next response. (Before the connection goes back:
+                // a flush that throws must not find it in the pool.)
+                var clientGone = false;
+                if (framing != Framing.None)
+                {
+                    var flushed = await FlushWrittenAsync(writer).ConfigureAwait(false);
+                    clientGone = flushed.IsCompleted || flushed.IsCanceled;
+                }
+
+                // Reuse only when the framing ended exactly where the bytes did; anything past it
+                // (an extra response, a body on a 204) means the stream is out of step.
+                reusable &= connection.ReadStart == connection.ReadEnd;
                 registration.Dispose();
-                if (keepAlive && connection.End())
+                if (reusable && connection.End())
                 {
                     pool.Return(connection);
                 }
@@ -197,7 +215,23 @@ internal sealed partial class Http1Forwarder(ILogger<Http1Forwarder> logger)
                     connection.Dispose();
                 }
 
-                return ForwarderError.None;
+                return clientGone ? ForwarderError.ResponseBodyClient : ForwarderError.None;
+            }
+            catch (Http1RequestRefusedException ex)
+            {
+                // Nothing was sent: the connection is as good as it was.
+                registration.Dispose();
+                if (connection.End())
+                {
+                    pool.Return(connection);
+                }
+                else
+                {
+                    connection.Dispose();
+                }
+
+                Log.RequestRefused(logger, endpoint.Authority, ex.Message);
+                return Fail(context, ForwarderError.Request);
             }
             catch (Exception ex) when (ex is not OutOfMemoryException)
             {
@@ -207,9 +241,9 @@ internal sealed partial class Http1Forwarder(ILogger<Http1Forwarder> logger)
                 var reused = connection.Reused;
                 connection.Dispose();
                 if (attempt == 0 && reused && !hasBody && !receivedAny && phase is Phase.Request or Phase.ResponseHead
-                    && ex is not InvalidOperationException && !timedOut && !aborted.IsCancellationRequested)
+                    && !timedOut && !aborted.IsCancellationRequested)
                 {
-                    // The peer closed this keep-alive connection while it sat idle; nothing reached the app, so try a fresh one once.
+                    // The peer closed this keep-alive connection just as it was rented; nothing reached the app, so try a fresh one once.
                     Log.RetryingStale(logger, endpoint.Authority);
                     continue;
                 }
@@ -231,7 +265,10 @@ internal sealed partial class Http1Forwarder(ILogger<Http1Forwarder> logger)
         _ => ForwarderError.Request,
     };
 
-    /// <summary>Answers as YARP does: 504 on a timeout, 400 on a bad client body, else 502; a started response is aborted.</summary>
+    /// <summary>
+    /// Answers as YARP does: 504 on a timeout, 400 on a bad client body, else 502, with no body (the
+    /// data path may add one); a started response is aborted.
+    /// </summary>
     private static ForwarderError Fail(HttpContext context, ForwarderError error)
     {
         var response = context.Response;
@@ -252,6 +289,13 @@ internal sealed partial class Http1Forwarder(ILogger<Http1Forwarder> logger)
         return error;
     }
 
+    /// <summary>
+    /// Flushes body bytes written and not yet sent; with none, nothing happens, so an empty body
+    /// leaves the response unstarted and Kestrel frames it with <c>Content-Length: 0</c>, as on the YARP path.
+    /// </summary>
+    private static ValueTask<FlushResult> FlushWrittenAsync(PipeWriter writer) =>
+        writer.CanGetUnflushedBytes && writer.UnflushedBytes == 0 ? default : writer.FlushAsync();
+
     /// <summary>Receives more response bytes after the unread ones, compacting or growing the buffer; 0 at end of stream.</summary>
     private static ValueTask<int> FillAsync(Http1Connection connection, int limit)
     {
@@ -266,22 +310,30 @@ internal sealed partial class Http1Forwarder(ILogger<Http1Forwarder> logger)
             }
             else if (!connection.GrowRead(limit))
             {
-                throw new Http1UpstreamException($"a response head or chunk line over {limit} bytes");
+                throw new Http1UpstreamException($"a response head, chunk line or trailer section over {limit} bytes");
             }
         }
 
         return Received(connection, connection.Socket.ReceiveAsync(connection.Read.AsMemory(connection.ReadEnd), SocketFlags.None));
+    }
 
-        static ValueTask<int> Received(Http1Connection connection, ValueTask<int> receive)
+    /// <summary>
+    /// Counts a receive into the read buffer. The socket's <see cref="ValueTask{TResult}"/> may be
+    /// backed by a reusable operation, so it is consumed exactly once: read through
+    /// <c>Result</c> when already complete (then a new, plain ValueTask carries the count on),
+    /// else awaited once. Reading <c>Result</c> and then handing the same ValueTask to an await
+    /// throws when the receive completed on another thread just before the check.
+    /// </summary>
+    internal static ValueTask<int> Received(Http1Connection connection, ValueTask<int> receive)
+    {
+        if (receive.IsCompletedSuccessfully)
         {
-            if (receive.IsCompletedSuccessfully)
-            {
-                connection.ReadEnd += receive.Result;
-                return receive;
-            }
-
-            return Await(connection, receive);
+            var received = receive.Result;
+            connection.ReadEnd += received;
+            return new ValueTask<int>(received);
         }
+
+        return Await(connection, receive);
 
         [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
         static async ValueTask<int> Await(Http1Connection connection, ValueTask<int> receive)
@@ -306,7 +358,7 @@ internal sealed partial class Http1Forwarder(ILogger<Http1Forwarder> logger)
         while (length > 0)
         {
             // Hand what we have to the client before waiting on upstream again.
-            var flushed = await writer.FlushAsync().ConfigureAwait(false);
+            var flushed = await FlushWrittenAsync(writer).ConfigureAwait(false);
             if (flushed.IsCompleted || flushed.IsCanceled)
             {
                 return false;
@@ -341,7 +393,7 @@ internal sealed partial class Http1Forwarder(ILogger<Http1Forwarder> logger)
 
         while (true)
         {
-            var flushed = await writer.FlushAsync().ConfigureAwait(false);
+            var flushed = await FlushWrittenAsync(writer).ConfigureAwait(false);
             if (flushed.IsCompleted || flushed.IsCanceled)
             {
                 return false;
@@ -373,9 +425,15 @@ internal sealed partial class Http1Forwarder(ILogger<Http1Forwarder> logger)
             var size = ParseChunkSize(connection.Read.AsSpan(connection.ReadStart - lineLength - 2, lineLength));
             if (size == 0)
             {
-                // Trailer fields up to the empty line.
-                while (await ReadLineAsync(connection, writer, timeoutMs).ConfigureAwait(false) > 0)
+                // Trailer fields up to the empty line, dropped; bounded like a head.
+                var trailers = 0;
+                int trailer;
+                while ((trailer = await ReadLineAsync(connection, writer, timeoutMs).ConfigureAwait(false)) > 0)
                 {
+                    if ((trailers += trailer + 2) > MaxResponseHeadBytes)
+                    {
+                        throw new Http1UpstreamException($"a trailer section over {MaxResponseHeadBytes} bytes");
+                    }
                 }
 
                 return true;
@@ -398,12 +456,13 @@ internal sealed partial class Http1Forwarder(ILogger<Http1Forwarder> logger)
     /// <summary>
     /// Waits for a whole line in the buffer and consumes it; returns its length without the CRLF
     /// and leaves it at <c>Read[ReadStart - length - 2]</c>. Flushes what is written first if it has to wait.
+    /// A line must end in CRLF and hold no other CR or NUL: a bare LF is refused at once.
     /// </summary>
     [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
     private static async ValueTask<int> ReadLineAsync(Http1Connection connection, PipeWriter writer, int timeoutMs)
     {
         int end;
-        while ((end = connection.Read.AsSpan(connection.ReadStart, connection.ReadEnd - connection.ReadStart).IndexOf("\r\n"u8)) < 0)
+        while ((end = connection.Read.AsSpan(connection.ReadStart, connection.ReadEnd - connection.ReadStart).IndexOf((byte)'\n')) < 0)
         {
             if (connection.ReadEnd - connection.ReadStart > MaxChunkLineBytes)
             {
@@ -411,7 +470,7 @@ internal sealed partial class Http1Forwarder(ILogger<Http1Forwarder> logger)
             }
 
             // Hand the chunks so far to the client before waiting (server-sent events and other streams).
-            await writer.FlushAsync().ConfigureAwait(false);
+            await FlushWrittenAsync(writer).ConfigureAwait(false);
             connection.Touch(timeoutMs);
 
             if (await FillAsync(connection, MaxResponseHeadBytes).ConfigureAwait(false) == 0)
@@ -422,265 +481,36 @@ internal sealed partial class Http1Forwarder(ILogger<Http1Forwarder> logger)
             connection.Touch(timeoutMs);
         }
 
-        connection.ReadStart += end + 2;
-        return end;
+        var line = connection.Read.AsSpan(connection.ReadStart, end);
+        if (end == 0 || line[^1] != (byte)'\r' || line[..^1].IndexOfAny((byte)'\r', (byte)'\0') >= 0)
+        {
+            throw new Http1UpstreamException("a chunk line not ended by CRLF, or holding CR or NUL");
+        }
+
+        connection.ReadStart += end + 1;
+        return end - 1;
     }
 
+    /// <summary>chunk-size [BWS ";" chunk-ext] (RFC 9112 section 7.1): hex digits only, extensions ignored.</summary>
     private static long ParseChunkSize(ReadOnlySpan<byte> line)
     {
         var semicolon = line.IndexOf((byte)';');
-        var digits = (semicolon < 0 ? line : line[..semicolon]).Trim(" \t"u8);
-        if (digits.IsEmpty || digits.Length > 15 || !Utf8Parser.TryParse(digits, out long size, out var consumed, 'X') || consumed != digits.Length)
+        var digits = (semicolon < 0 ? line : line[..semicolon]).TrimEnd(" \t"u8);
+        if (digits.IsEmpty || digits.Length > 15 || digits.ContainsAnyExcept(HexDigits))
         {
             throw new Http1UpstreamException("an invalid chunk size");
+        }
+
+        long size = 0;
+        foreach (var digit in digits)
+        {
+            size = (size << 4) | (long)HexValue(digit);
         }
 
         return size;
     }
 
-    private enum HopHeader
-    {
-        None,
-        ContentLength,
-        TransferEncoding,
-        Connection,
-        Other,
-    }
-
-    /// <summary>Response headers that describe this hop only (RFC 9110 section 7.6.1) and are not copied.</summary>
-    private static HopHeader Hop(ReadOnlySpan<byte> name) => name.Length switch
-    {
-        2 when Ascii.EqualsIgnoreCase(name, "TE"u8) => HopHeader.Other,
-        7 when Ascii.EqualsIgnoreCase(name, "Upgrade"u8) || Ascii.EqualsIgnoreCase(name, "Trailer"u8) => HopHeader.Other,
-        10 when Ascii.EqualsIgnoreCase(name, "Connection"u8) => HopHeader.Connection,
-        10 when Ascii.EqualsIgnoreCase(name, "Keep-Alive"u8) => HopHeader.Other,
-        14 when Ascii.EqualsIgnoreCase(name, "Content-Length"u8) => HopHeader.ContentLength,
-        16 when Ascii.EqualsIgnoreCase(name, "Proxy-Connection"u8) => HopHeader.Other,
-        17 when Ascii.EqualsIgnoreCase(name, "Transfer-Encoding"u8) => HopHeader.TransferEncoding,
-        _ => HopHeader.None,
-    };
-
-    /// <summary>Request headers not copied: this hop's, plus the ones this path writes itself.</summary>
-    private static bool SkipRequestHeader(string name) => name.Length switch
-    {
-        2 => string.Equals(name, "TE", StringComparison.OrdinalIgnoreCase),
-        4 => string.Equals(name, HeaderNames.Host, StringComparison.OrdinalIgnoreCase),
-        7 => string.Equals(name, HeaderNames.Upgrade, StringComparison.OrdinalIgnoreCase) || string.Equals(name, HeaderNames.Trailer, StringComparison.OrdinalIgnoreCase),
-        10 => string.Equals(name, HeaderNames.Connection, StringComparison.OrdinalIgnoreCase) || string.Equals(name, HeaderNames.KeepAlive, StringComparison.OrdinalIgnoreCase),
-        14 => string.Equals(name, HeaderNames.ContentLength, StringComparison.OrdinalIgnoreCase) || string.Equals(name, "HTTP2-Settings", StringComparison.OrdinalIgnoreCase),
-        16 => string.Equals(name, HeaderNames.ProxyConnection, StringComparison.OrdinalIgnoreCase),
-        17 => string.Equals(name, HeaderNames.TransferEncoding, StringComparison.OrdinalIgnoreCase),
-        _ => name.Length > 0 && name[0] == ':',
-    };
-
-    private static int ParseStatus(ReadOnlySpan<byte> head, out bool http10)
-    {
-        // HTTP/1.x SP 3DIGIT SP reason
-        if (head.Length < 12 || !head.StartsWith("HTTP/1."u8) || head[8] != (byte)' '
-            || !Utf8Parser.TryParse(head.Slice(9, 3), out int status, out var consumed) || consumed != 3 || status < 100)
-        {
-            throw new Http1UpstreamException("a malformed status line");
-        }
-
-        http10 = head[7] == (byte)'0';
-        return status;
-    }
-
-    /// <summary>Copies the end-to-end headers onto the response and returns how its body is framed.</summary>
-    internal static Framing CopyHeaders(Http1Connection connection, ReadOnlySpan<byte> head, HttpResponse response, int status, bool isHead, out long length, out bool close)
-    {
-        response.StatusCode = status;
-        var headers = response.Headers;
-        length = -1;
-        close = false;
-        var chunked = false;
-        var otherCoding = false;
-        var rest = head[(head.IndexOf("\r\n"u8) + 2)..];
-        while (!rest.IsEmpty)
-        {
-            var end = rest.IndexOf("\r\n"u8);
-            var line = rest[..end];
-            rest = rest[(end + 2)..];
-            var colon = line.IndexOf((byte)':');
-            if (colon <= 0 || line[0] is (byte)' ' or (byte)'\t')
-            {
-                // No name, or an obsolete folded line (RFC 9112 section 5.2 lets a proxy reject it).
-                throw new Http1UpstreamException("a malformed response header line");
-            }
-
-            var name = line[..colon];
-            var value = line[(colon + 1)..].Trim(" \t"u8);
-            switch (Hop(name))
-            {
-                case HopHeader.ContentLength:
-                    if (!Utf8Parser.TryParse(value, out long parsed, out var consumed) || consumed != value.Length || parsed < 0 || (length >= 0 && length != parsed))
-                    {
-                        throw new Http1UpstreamException("an invalid Content-Length");
-                    }
-
-                    length = parsed;
-                    continue;
-                case HopHeader.TransferEncoding:
-                    chunked = value.Length >= 7 && Ascii.EqualsIgnoreCase(value[^7..], "chunked"u8);
-                    otherCoding |= !chunked;
-                    continue;
-                case HopHeader.Connection:
-                    close |= ContainsToken(value, "close"u8);
-                    continue;
-                case HopHeader.Other:
-                    continue;
-            }
-
-            var (key, text) = connection.HeaderStrings(name, value);
-            headers[key] = headers.TryGetValue(key, out var existing) ? StringValues.Concat(existing, text) : new StringValues(text);
-        }
-
-        if (isHead || status is StatusCodes.Status204NoContent or StatusCodes.Status304NotModified)
-        {
-            if (length >= 0 && status != StatusCodes.Status204NoContent)
-            {
-                // HEAD and 304 describe the body they would have had.
-                headers.ContentLength = length;
-            }
-
-            return Framing.None;
-        }
-
-        if (chunked && !otherCoding)
-        {
-            return Framing.Chunked;
-        }
-
-        if (otherCoding || length < 0)
-        {
-            return Framing.UntilClose;
-        }
-
-        response.ContentLength = length;
-        return length == 0 ? Framing.None : Framing.Length;
-    }
-
-    private static bool ContainsToken(ReadOnlySpan<byte> value, ReadOnlySpan<byte> token)
-    {
-        foreach (var range in value.Split((byte)','))
-        {
-            if (Ascii.EqualsIgnoreCase(value[range].Trim(" \t"u8), token))
-            {
-                return true;
-            }
-        }
-
-        return false;
-    }
-
-    /// <summary>Writes the request line and headers; true in <paramref name="bodySent"/> when a small body went in too.</summary>
-    internal static int WriteHead(Http1Connection connection, HttpContext context, RouteTransformer transformer, string authority, out bool bodySent)
-    {
-        var request = context.Request;
-        var length = 0;
-        Append(connection, ref length, request.Method);
-        Append(connection, ref length, " ");
-        var path = transformer.UpstreamPath(request);
-        Append(connection, ref length, path.HasValue ? path.ToUriComponent() : "/");
-        if (request.QueryString.HasValue)
-        {
-            Append(connection, ref length, request.QueryString.Value!);
-        }
-
-        Append(connection, ref length, " HTTP/1.1\r\nHost: ");
-        var host = request.Host.Value;
-        Append(connection, ref length, string.IsNullOrEmpty(host) ? authority : host);
-        Append(connection, ref length, "\r\n");
-
-        var changes = transformer.ChangesRequestHeaders;
-        foreach (var (name, values) in request.Headers)
-        {
-            if (SkipRequestHeader(name) || (changes && transformer.DropsRequestHeader(name)))
-            {
-                continue;
-            }
-
-            foreach (var value in values)
-            {
-                AppendHeader(connection, ref length, name, value ?? "");
-            }
-        }
-
-        if (changes)
-        {
-            foreach (var (name, value) in transformer.RequestSet)
-            {
-                AppendHeader(connection, ref length, name, value);
-            }
-
-            foreach (var (name, value) in transformer.RequestAdd)
-            {
-                AppendHeader(connection, ref length, name, value);
-            }
-        }
-
-        var contentLength = request.ContentLength;
-        if (contentLength is { } bodyLength)
-        {
-            Append(connection, ref length, "Content-Length: ");
-            Reserve(connection, length, 24);
-            Utf8Formatter.TryFormat(bodyLength, connection.Write.AsSpan(length), out var written);
-            length += written;
-            Append(connection, ref length, "\r\n");
-        }
-
-        Append(connection, ref length, "\r\n");
-
-        // A small body Kestrel already read goes out with the head: one send, as for a GET.
-        bodySent = false;
-        if (contentLength is > 0 and <= CoalesceBodyBytes && request.BodyReader.TryRead(out var result))
-        {
-            var body = result.Buffer;
-            if (body.Length == contentLength)
-            {
-                Reserve(connection, length, (int)body.Length);
-                body.CopyTo(connection.Write.AsSpan(length));
-                length += (int)body.Length;
-                bodySent = true;
-                request.BodyReader.AdvanceTo(body.End);
-            }
-            else
-            {
-                request.BodyReader.AdvanceTo(body.Start);
-            }
-        }
-
-        return length;
-    }
-
-    private static void AppendHeader(Http1Connection connection, ref int length, string name, string value)
-    {
-        if (value.AsSpan().IndexOfAny('\r', '\n') >= 0)
-        {
-            // A value that could smuggle a second header or request upstream.
-            throw new InvalidOperationException($"the value of request header '{name}' holds a line break");
-        }
-
-        Append(connection, ref length, name);
-        Append(connection, ref length, ": ");
-        Append(connection, ref length, value);
-        Append(connection, ref length, "\r\n");
-    }
-
-    /// <summary>Writes <paramref name="text"/> as Latin-1, one byte per character, as HTTP/1.1 fields are.</summary>
-    private static void Append(Http1Connection connection, ref int length, string text)
-    {
-        Reserve(connection, length, text.Length);
-        length += Encoding.Latin1.GetBytes(text, connection.Write.AsSpan(length));
-    }
-
-    private static void Reserve(Http1Connection connection, int used, int more)
-    {
-        if (connection.Write.Length - used < more)
-        {
-            connection.GrowWrite(used, used + more);
-        }
-    }
+    private static int HexValue(byte digit) => digit <= '9' ? digit - '0' : (digit | 0x20) - 'a' + 10;
 
     private static partial class Log
     {
@@ -692,5 +522,8 @@ internal sealed partial class Http1Forwarder(ILogger<Http1Forwarder> logger)
 
         [LoggerMessage(3103, LogLevel.Debug, "Upstream {Endpoint}: {Error}: {Reason}")]
         public static partial void ExchangeFailed(ILogger logger, string endpoint, string error, string reason);
+
+        [LoggerMessage(3104, LogLevel.Debug, "Upstream {Endpoint}: the request was not sent: {Reason}")]
+        public static partial void RequestRefused(ILogger logger, string endpoint, string reason);
     }
 }

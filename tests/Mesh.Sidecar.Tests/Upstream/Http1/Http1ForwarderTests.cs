@@ -15,7 +15,7 @@ using Yarp.ReverseProxy.Forwarder;
 
 namespace Mesh.Sidecar.Tests.Upstream.Http1;
 
-public sealed class Http1ForwarderTests : IDisposable
+public sealed partial class Http1ForwarderTests : IDisposable
 {
     private static readonly Http1Settings Settings = new(ConnectTimeoutMs: 5000, RequestTimeoutMs: 20_000);
 

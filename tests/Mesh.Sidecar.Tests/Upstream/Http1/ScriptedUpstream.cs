@@ -69,6 +69,11 @@ internal sealed class ScriptedUpstream : IAsyncDisposable
 
     public async Task<int> NextClosedAsync() => await Closed.Reader.ReadAsync().AsTask().WaitAsync(TimeSpan.FromSeconds(20));
 
+    /// <summary>The connection of each reply once all its bytes (the later ones too) are handed to the kernel.</summary>
+    public Channel<int> Sent { get; } = Channel.CreateUnbounded<int>();
+
+    public async Task<int> NextSentAsync() => await Sent.Reader.ReadAsync().AsTask().WaitAsync(TimeSpan.FromSeconds(20));
+
     public async ValueTask DisposeAsync()
     {
         await _stop.CancelAsync();
@@ -167,6 +172,7 @@ internal sealed class ScriptedUpstream : IAsyncDisposable
                 {
                     await socket.SendAsync(Encoding.Latin1.GetBytes(await reply.Later.WaitAsync(_stop.Token)), SocketFlags.None, _stop.Token);
                 }
+                Sent.Writer.TryWrite(index);
                 if (reply.Close)
                 {
                     socket.Shutdown(SocketShutdown.Both);
