@@ -123,6 +123,7 @@ internal sealed class AdminEndpoints(MeshStateStore store, ListenerManager liste
         }
 
         var body = new JsonObject { ["version"] = state.Version, ["listeners"] = listenerList, ["clusters"] = clusters };
+        body["routePolicies"] = ResilienceAdmin.DescribeRoutes(state);
         return Text(context, 200, body.ToJsonString(Json), "application/json");
     }
 

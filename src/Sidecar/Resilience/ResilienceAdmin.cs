@@ -1,6 +1,7 @@
 // The resilience part of /admin/clusters: each service's policies and their live counts.
 using System.Text.Json.Nodes;
 using Mesh.Sidecar.Endpoints;
+using Mesh.Sidecar.Translation;
 
 namespace Mesh.Sidecar.Resilience;
 
@@ -71,5 +72,47 @@ internal static class ResilienceAdmin
 
         node["available"] = cluster.Balancer.Endpoints.Length;
         return node;
+    }
+
+    /// <summary>Each route with a policy (timeout, rate limit, split, mirror, fault), by route name.</summary>
+    public static JsonObject DescribeRoutes(MeshState state)
+    {
+        var routes = new JsonObject();
+        foreach (var table in state.RoutesByListener.Values)
+        {
+            foreach (var route in table.Routes)
+            {
+                if (route.Policy is not { } policy || routes.ContainsKey(route.Name))
+                {
+                    continue;
+                }
+
+                var options = policy.Options;
+                var node = new JsonObject { ["timeoutMs"] = policy.TimeoutMs };
+                if (options.RateLimit is { } limit)
+                {
+                    node["rateLimit"] = new JsonObject { ["key"] = limit.Key, ["rate"] = limit.Rate, ["burst"] = limit.Burst, ["periodMs"] = limit.PeriodMs };
+                }
+
+                if (policy.Split is { } split)
+                {
+                    node["split"] = new JsonArray([.. split.Targets.Select(t => (JsonNode?)new JsonObject { ["service"] = t.Service, ["subset"] = t.Subset, ["weight"] = t.Weight })]);
+                }
+
+                if (policy.Mirror is { } mirror)
+                {
+                    node["mirror"] = new JsonObject { ["service"] = mirror.Service, ["percent"] = mirror.Percent };
+                }
+
+                if (policy.Fault is { } fault)
+                {
+                    node["fault"] = new JsonObject { ["delayMs"] = fault.DelayMs, ["delayPercent"] = fault.DelayPercent, ["abortStatus"] = fault.AbortStatus, ["abortPercent"] = fault.AbortPercent };
+                }
+
+                routes[route.Name] = node;
+            }
+        }
+
+        return routes;
     }
 }

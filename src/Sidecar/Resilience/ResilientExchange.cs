@@ -1,5 +1,6 @@
 // One request through the resilience stage: limits, deadline, tries on other endpoints, the response gate, body replay and the mirror.
 using System.Globalization;
+using System.Runtime.CompilerServices;
 using System.Net.Sockets;
 using System.Threading.RateLimiting;
 using Mesh.Sidecar.Endpoints;
@@ -56,6 +57,7 @@ internal sealed class ResilientExchange : IHttpRequestLifetimeFeature, IDisposab
     private readonly IHttpRequestLifetimeFeature _lifetime;
     private readonly IHttpResponseBodyFeature _body;
     private readonly bool _isGrpc;
+    private readonly EndpointState _first;
     private EndpointState _endpoint;
     private EndpointState[]? _tried;
     private int _attempt = -1;
@@ -84,6 +86,7 @@ internal sealed class ResilientExchange : IHttpRequestLifetimeFeature, IDisposab
         _retry = _service?.Retry;
         _policy = route.Policy;
         _endpoint = first;
+        _first = first;
         _clientToken = context.RequestAborted;
         _lifetime = context.Features.Get<IHttpRequestLifetimeFeature>()!;
         _body = context.Features.Get<IHttpResponseBodyFeature>()!;
@@ -107,6 +110,7 @@ internal sealed class ResilientExchange : IHttpRequestLifetimeFeature, IDisposab
     /// <summary>Aborting the try's request means aborting the client's connection, as without the stage.</summary>
     public void Abort() => _lifetime.Abort();
 
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
     public async ValueTask<ForwarderError> RunAsync()
     {
         StartDeadline();
@@ -262,6 +266,7 @@ internal sealed class ResilientExchange : IHttpRequestLifetimeFeature, IDisposab
     }
 
     /// <summary>One try: pick (another) endpoint, pass its breaker, forward.</summary>
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
     private async ValueTask<Outcome<AttemptOutcome>> TryOnceAsync(ResilienceContext? resilience)
     {
         _attempt++;
@@ -305,6 +310,7 @@ internal sealed class ResilientExchange : IHttpRequestLifetimeFeature, IDisposab
         }
     }
 
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
     private async ValueTask<AttemptOutcome> SendAsync()
     {
         var context = _context;
@@ -521,19 +527,20 @@ internal sealed class ResilientExchange : IHttpRequestLifetimeFeature, IDisposab
         return picked;
     }
 
-    private bool Tried(EndpointState endpoint) => _tried is not null && Array.IndexOf(_tried, endpoint) >= 0;
+    private bool Tried(EndpointState endpoint) => ReferenceEquals(endpoint, _first) || (_tried is not null && Array.IndexOf(_tried, endpoint) >= 0);
 
+    // The first try's endpoint is a field; the array is made only when a retry happens.
     private void Remember(EndpointState endpoint)
     {
-        if (_retry is null)
+        if (_attempt == 0 || _retry is null)
         {
             return;
         }
 
-        _tried ??= new EndpointState[_retry.Options.Attempts + 1];
-        if (_attempt < _tried.Length)
+        _tried ??= new EndpointState[_retry.Options.Attempts];
+        if (_attempt - 1 < _tried.Length)
         {
-            _tried[_attempt] = endpoint;
+            _tried[_attempt - 1] = endpoint;
         }
     }
 

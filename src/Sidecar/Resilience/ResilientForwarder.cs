@@ -1,4 +1,5 @@
 // The resilience stages of the L7 data path: admission (rate limit, fault, split) and the upstream call with its policies.
+using System.Runtime.CompilerServices;
 using System.Threading.RateLimiting;
 using Mesh.Sidecar.Endpoints;
 using Mesh.Sidecar.Routing;
@@ -84,6 +85,7 @@ internal sealed class ResilientForwarder(
     }
 
     /// <summary>Forwards with the route's and the service's policies; the endpoint of the last try comes back too.</summary>
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
     public async ValueTask<(ForwarderError Error, EndpointState Endpoint)> ForwardAsync(HttpContext context, MeshState state, CompiledRoute route, Cluster cluster, string? subset, EndpointState first)
     {
         var exchange = new ResilientExchange(this, context, state, route, cluster, subset, first);

@@ -69,6 +69,9 @@ public sealed class TrafficPolicyTests
         Assert.Equal(35, backend.Hits);
         var metrics = await MetricsAsync(sidecar);
         Assert.Equal(10, Metric(metrics, "mesh_rate_limited_total{route=\"limited\"}"));
+        using var admin = Clients.Http1();
+        var policies = System.Text.Json.Nodes.JsonNode.Parse(await admin.GetStringAsync(new Uri(sidecar.Admin, "/admin/clusters")))!["routePolicies"]!;
+        Assert.Equal("header:x-user", (string?)policies["limited"]!["rateLimit"]!["key"]);
     }
 
     [Fact]
@@ -125,6 +128,10 @@ public sealed class TrafficPolicyTests
         Assert.Equal(canary, Metric(metrics, "mesh_split_requests_total{route=\"canary\",service=\"api\",subset=\"v2\"}"));
         Assert.Equal(10_000 - canary, Metric(metrics, "mesh_split_requests_total{route=\"canary\",service=\"api\",subset=\"v1\"}"));
         Assert.Equal(10_000, Metric(metrics, "mesh_http_server_requests_total{route=\"canary\",service=\"api\",status_class=\"2xx\"}"));
+        using var admin = Clients.Http1();
+        var policies = System.Text.Json.Nodes.JsonNode.Parse(await admin.GetStringAsync(new Uri(sidecar.Admin, "/admin/clusters")))!["routePolicies"]!;
+        Assert.Equal("v2", (string?)policies["canary"]!["split"]![1]!["subset"]);
+        Assert.Equal(10, (int)policies["canary"]!["split"]![1]!["weight"]!);
     }
 
     [Fact]
