@@ -25,7 +25,7 @@ public sealed record RetryOptions
     /// <summary>Longest delay between tries.</summary>
     public int BackoffMaxMs { get; init; } = 250;
 
-    /// <summary>Retries allowed as a share of the service's requests over the last 10 s (at least 3 per window); 0 lifts the cap.</summary>
+    /// <summary>Retries allowed as a share of the service's requests over the last 10 s (at least 100 per window); 0 lifts the cap.</summary>
     public int BudgetPercent { get; init; } = 20;
 
     /// <summary>Also retry methods that are not idempotent (POST, PATCH).</summary>

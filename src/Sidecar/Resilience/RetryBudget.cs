@@ -4,13 +4,14 @@ namespace Mesh.Sidecar.Resilience;
 /// <summary>
 /// Counts requests and retries in ten one-second buckets (Linkerd's budget has the same 10 s memory).
 /// A retry is allowed while the window's retries stay under <c>budgetPercent</c> of its requests, or
-/// under <see cref="MinRetries"/> so a quiet service can still retry. Recording is two interlocked adds;
-/// a bucket is reset under a lock only when its second comes round again.
+/// under <see cref="MinRetries"/> (10 a second, Linkerd's <c>minRetriesPerSecond</c> default) so a quiet
+/// service can still retry. Recording is two interlocked adds; a bucket is reset under a lock only when
+/// its second comes round again.
 /// </summary>
 internal sealed class RetryBudget
 {
-    /// <summary>Retries always allowed per window, whatever the traffic.</summary>
-    public const int MinRetries = 3;
+    /// <summary>Retries always allowed per 10 s window, whatever the traffic: 10 a second.</summary>
+    public const int MinRetries = 100;
 
     private const int Buckets = 10;
     private readonly Bucket[] _buckets = new Bucket[Buckets];

@@ -27,18 +27,18 @@ public sealed class ResiliencePartsTests
         var budget = new RetryBudget(20, Clock(out var fake));
 
         // A quiet service still gets the floor.
-        Assert.Equal(RetryBudget.MinRetries, Enumerable.Range(0, 10).Count(_ => budget.TryRetry()));
+        Assert.Equal(RetryBudget.MinRetries, Enumerable.Range(0, 300).Count(_ => budget.TryRetry()));
 
-        for (var i = 0; i < 100; i++)
+        for (var i = 0; i < 1000; i++)
         {
             budget.RecordRequest();
         }
 
-        Assert.Equal(20 - RetryBudget.MinRetries, Enumerable.Range(0, 50).Count(_ => budget.TryRetry()));
+        Assert.Equal(200 - RetryBudget.MinRetries, Enumerable.Range(0, 300).Count(_ => budget.TryRetry()));
 
         // Ten seconds later the window holds nothing of that.
         fake.Advance(TimeSpan.FromSeconds(10));
-        Assert.Equal(RetryBudget.MinRetries, Enumerable.Range(0, 10).Count(_ => budget.TryRetry()));
+        Assert.Equal(RetryBudget.MinRetries, Enumerable.Range(0, 300).Count(_ => budget.TryRetry()));
     }
 
     [Fact]
