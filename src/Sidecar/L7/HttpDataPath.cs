@@ -135,6 +135,7 @@ internal sealed partial class HttpDataPath(
             if (decision.Action == FilterAction.Reroute)
             {
                 clusterId = decision.Service!;
+                subset = null;
             }
         }
 
