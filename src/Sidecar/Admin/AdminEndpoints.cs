@@ -2,6 +2,7 @@
 using System.Text.Encodings.Web;
 using System.Text.Json;
 using System.Text.Json.Nodes;
+using Mesh.Sidecar.Filters;
 using Mesh.Sidecar.Hosting;
 using Mesh.Sidecar.Listeners;
 using Mesh.Sidecar.Metrics;
@@ -12,10 +13,10 @@ using Mesh.Sidecar.Translation;
 namespace Mesh.Sidecar.Admin;
 
 /// <summary>Serves the admin listener. Paths are few and fixed, so a switch beats a router here.</summary>
-internal sealed class AdminEndpoints(MeshStateStore store, ListenerManager listeners, PrometheusExporter exporter, IHostApplicationLifetime lifetime, IdentityAdmin identity, DiscoveryStatusReader discovery)
+internal sealed class AdminEndpoints(MeshStateStore store, ListenerManager listeners, PrometheusExporter exporter, IHostApplicationLifetime lifetime, IdentityAdmin identity, DiscoveryStatusReader discovery, PluginsAdmin plugins)
 {
     private static readonly JsonSerializerOptions Json = new(JsonSerializerDefaults.Web) { WriteIndented = true, Encoder = JavaScriptEncoder.UnsafeRelaxedJsonEscaping };
-    private static readonly string[] SecretWords = ["token", "password", "secret", "privatekey", "key"];
+    private static readonly string[] SecretWords = ["token", "password", "secret", "privatekey", "key", "keys", "tokens", "secrets", "passwords"];
 
     public Task HandleAsync(HttpContext context) => context.Request.Path.Value switch
     {
@@ -24,8 +25,9 @@ internal sealed class AdminEndpoints(MeshStateStore store, ListenerManager liste
         "/admin/config" => ConfigAsync(context),
         "/admin/clusters" => ClustersAsync(context),
         IdentityAdmin.Path => identity.HandleAsync(context),
+        "/admin/plugins" => Text(context, 200, plugins.Render().ToJsonString(Json), "application/json"),
         "/metrics" => Text(context, 200, exporter.Render(), "text/plain; version=0.0.4; charset=utf-8"),
-        "/" => Text(context, 200, "mesh-sidecar admin: /healthz /ready /admin/config /admin/clusters /admin/identity /metrics\n"),
+        "/" => Text(context, 200, "mesh-sidecar admin: /healthz /ready /admin/config /admin/clusters /admin/identity /admin/plugins /metrics\n"),
         _ => Text(context, 404, $"no admin endpoint {context.Request.Path}\n"),
     };
 
@@ -159,7 +161,8 @@ internal sealed class AdminEndpoints(MeshStateStore store, ListenerManager liste
         {
             foreach (var (key, value) in obj.ToList())
             {
-                if (value is JsonValue && SecretWords.Any(w => key.Replace("-", "", StringComparison.Ordinal).EndsWith(w, StringComparison.OrdinalIgnoreCase)))
+                // A list of plain values under a secret-looking key (a filter's "keys": [...]) is redacted too.
+                if ((value is JsonValue || value is JsonArray { Count: > 0 } list && list.All(item => item is JsonValue)) && SecretWords.Any(w => key.Replace("-", "", StringComparison.Ordinal).EndsWith(w, StringComparison.OrdinalIgnoreCase)))
                 {
                     obj[key] = "<redacted>";
                 }

@@ -4,6 +4,7 @@ using System.Runtime.InteropServices;
 using System.Reflection;
 using Mesh.Sidecar.Configuration;
 using Mesh.Sidecar.Demo;
+using Mesh.Sidecar.Filters;
 using Mesh.Sidecar.Hosting;
 
 namespace Mesh.Sidecar.Cli;
@@ -92,7 +93,8 @@ internal static class Program
 
     private static int Validate(string path, IReadOnlyList<string> overrides, TextWriter output, TextWriter error)
     {
-        var result = ConfigLoader.Load(path, overrides);
+        // Filters are checked against the plugin directory too: a filter not there, a factory's settings error.
+        var result = FilterValidation.Check(path, ConfigLoader.Load(path, overrides));
         if (result.IsValid)
         {
             output.WriteLine($"{path}: configuration is valid");

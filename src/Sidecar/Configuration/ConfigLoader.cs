@@ -52,14 +52,16 @@ public static class ConfigLoader
         }
 
         var file = new ConfigurationBuilder().AddJsonStream(new MemoryStream(json)).Build();
-        var commandLineValues = new ConfigurationBuilder().AddCommandLine([.. commandLine ?? []]).Build().AsEnumerable().Where(pair => pair.Value is not null);
+        var commandLineValues = new ConfigurationBuilder().AddCommandLine([.. commandLine ?? []]).Build().AsEnumerable().Where(pair => pair.Value is not null).ToList();
+        var environmentValues = EnvironmentOverrides(environment ?? Environment.GetEnvironmentVariables());
         var root = new ConfigurationBuilder()
             // The JSON again rather than AddConfiguration(file): a chained configuration reports "" as missing.
             .AddJsonStream(new MemoryStream(json))
-            .AddInMemoryCollection(MatchFileCasing(file, EnvironmentOverrides(environment ?? Environment.GetEnvironmentVariables())))
+            .AddInMemoryCollection(MatchFileCasing(file, environmentValues))
             .AddInMemoryCollection(MatchFileCasing(file, commandLineValues))
             .Build();
-        return FromConfiguration(root);
+        // Filter config objects come from the file's own JSON, which binding would flatten to strings.
+        return FilterConfigJson.Attach(FromConfiguration(root), json, environmentValues.Keys.Concat(commandLineValues.Select(pair => pair.Key)));
     }
 
     /// <summary>Checks shape, binds and validates an already built configuration.</summary>

@@ -28,6 +28,12 @@ internal static class ConfigSchema
             return;
         }
 
+        if (property.IsDefined(typeof(RawJsonAttribute)))
+        {
+            // Kept as the file's JSON (FilterConfigJson), not walked as typed options.
+            return;
+        }
+
         CheckValue(section, property.PropertyType, Join(parentPath, CamelCase(property.Name)), errors);
     }
 

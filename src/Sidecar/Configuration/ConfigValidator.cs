@@ -28,6 +28,7 @@ internal static partial class ConfigValidator
         {
             ValidateListener(options.Listeners[i], $"listeners[{i}]", listenerNames, sockets, i, errors);
             ValidateL4Listener(options, options.Listeners[i], $"listeners[{i}]", errors);
+            ValidateConnectionFilters(options.Listeners[i], $"listeners[{i}]", errors);
         }
 
         var routeNames = new HashSet<string>(StringComparer.Ordinal);
@@ -49,6 +50,8 @@ internal static partial class ConfigValidator
         {
             errors.Add(new ConfigError("performance.gcGen0SizeMb", $"{options.Performance.GcGen0SizeMb} is out of range; use 0 (the runtime's choice) to 256"));
         }
+
+        ValidatePlugins(options, errors);
 
         if (!KnownLevels.Contains(options.Logging.Level, StringComparer.OrdinalIgnoreCase))
         {
@@ -229,6 +232,7 @@ internal static partial class ConfigValidator
         ValidateMatch(route.Match, path + ".match", errors);
         ValidateTransforms(route.Transforms, path + ".transforms", errors);
         ValidateRoutePolicy(options, route, path, errors);
+        ValidateFilters(route.Filters, path + ".filters", errors);
     }
 
     private static void ValidateMatch(RouteMatchOptions match, string path, List<ConfigError> errors)

@@ -25,6 +25,9 @@ public sealed record MeshOptions
     /// <summary>Process-level speed settings (read at start only).</summary>
     public PerformanceOptions Performance { get; init; } = new();
 
+    /// <summary>C# plugin loading.</summary>
+    public PluginsOptions Plugins { get; init; } = new();
+
     /// <summary>This sidecar's SPIFFE identity and certificate source (mTLS).</summary>
     public IdentityOptions Identity { get; init; } = new();
 
@@ -102,6 +105,9 @@ public sealed record ListenerOptions
     /// connection as a server-first protocol and sending it to <see cref="Service"/>.
     /// </summary>
     public int DetectTimeoutMs { get; init; } = 100;
+
+    /// <summary>Connection filters run at accept, in order; the first deny closes the connection.</summary>
+    public IReadOnlyList<FilterOptions> ConnectionFilters { get; init; } = [];
 
     /// <summary>Inbound <c>http</c> and <c>tcp</c> listeners: <c>off</c>, <c>strict</c> or <c>permissive</c> mTLS from peer sidecars.</summary>
     public string Mtls { get; init; } = MtlsModes.Off;
@@ -204,6 +210,9 @@ public sealed record RouteOptions
 
     /// <summary>Fault injection for testing.</summary>
     public FaultOptions? Fault { get; init; }
+
+    /// <summary>Request filters run in order before the request is forwarded.</summary>
+    public IReadOnlyList<FilterOptions> Filters { get; init; } = [];
 }
 
 /// <summary>Conditions that must all hold for a route to match.</summary>

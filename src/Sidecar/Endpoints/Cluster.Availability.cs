@@ -73,8 +73,10 @@ internal sealed partial class Cluster
     }
 
     /// <summary>
-    /// A balancer (same policy) over the available endpoints carrying <paramref name="tag"/>: a split's
-    /// subset. Built on first use and dropped whenever availability changes. It shares the endpoints' live counts.
+    /// A balancer (same policy) over the available endpoints carrying <paramref name="tag"/>: the subset
+    /// a route's split or a filter's <c>FilterResult.Reroute(service, subset)</c> asked for. Built on first
+    /// use and dropped whenever availability changes (and with the cluster on every endpoint change). It
+    /// shares the endpoints' live counts.
     /// </summary>
     public LoadBalancer SubsetBalancer(string tag)
     {

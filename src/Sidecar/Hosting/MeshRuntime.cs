@@ -2,6 +2,7 @@
 using Mesh.Discovery;
 using Mesh.Discovery.Static;
 using Mesh.Sidecar.Configuration;
+using Mesh.Sidecar.Filters;
 using Mesh.Sidecar.Listeners;
 using Mesh.Sidecar.Metrics;
 using Mesh.Sidecar.Security;
@@ -22,6 +23,7 @@ internal sealed partial class MeshRuntime : IAsyncDisposable
     private readonly IReadOnlyList<IDiscoveryConfigurator> _configurators;
     private readonly ListenerManager _listeners;
     private readonly SecurityRuntime _security;
+    private readonly FilterRuntime _filters;
     private readonly MeshMetrics _metrics;
     private readonly ILogger<MeshRuntime> _logger;
     private readonly SemaphoreSlim _gate = new(1, 1);
@@ -39,6 +41,7 @@ internal sealed partial class MeshRuntime : IAsyncDisposable
         SecurityRuntime security,
         MeshMetrics metrics,
         ILogger<MeshRuntime> logger,
+        FilterRuntime filters,
         IEnumerable<IDiscoveryConfigurator>? configurators = null)
     {
         _configurators = [.. configurators ?? []];
@@ -49,6 +52,7 @@ internal sealed partial class MeshRuntime : IAsyncDisposable
         _catalogs[_static.Name] = _static;
         _listeners = listeners;
         _security = security;
+        _filters = filters;
         _metrics = metrics;
         _logger = logger;
     }
@@ -77,9 +81,20 @@ internal sealed partial class MeshRuntime : IAsyncDisposable
                 return security.Errors;
             }
 
+            // Then every filter chain is built (factories validate their config), still before anything changes.
+            var previous = _store.HasState ? _store.Current : null;
+            var filterErrors = new List<ConfigError>();
+            if (_filters.Prepare(options, previous?.Filters, filterErrors) is not { } filters)
+            {
+                Abandon();
+                await _security.AbandonAsync(security).ConfigureAwait(false);
+                return filterErrors;
+            }
+
             var errors = await _listeners.ApplyAsync(options, cancellationToken).ConfigureAwait(false);
             if (errors.Count > 0)
             {
+                FilterRuntime.Discard(filters, previous?.Filters);
                 Abandon();
                 await _security.AbandonAsync(security).ConfigureAwait(false);
                 return errors;
@@ -93,8 +108,8 @@ internal sealed partial class MeshRuntime : IAsyncDisposable
             _security.Commit(security);
 
             _static.Update(StaticEndpoints(options));
-            var previous = _store.HasState ? _store.Current : null;
-            _store.Swap(_translator.Build(options, _catalogs, previous, Interlocked.Increment(ref _version)));
+            _store.Swap(_translator.Build(options, _catalogs, previous, Interlocked.Increment(ref _version), filters));
+            _filters.Committed(filters, previous?.Filters);
             return [];
         }
         finally
@@ -117,6 +132,8 @@ internal sealed partial class MeshRuntime : IAsyncDisposable
         var watcher = new ConfigWatcher(configPath, interval, ct => ReloadAsync(reload, ct));
         watcher.Seen(appliedContent);
         _background.Add(watcher.RunAsync(_stopping.Token));
+        _background.Add(_filters.WatchAsync(_stopping.Token));
+        _background.Add(ApplyFilterChangesAsync(_stopping.Token));
         foreach (var catalog in _catalogs.Values)
         {
             if (!ReferenceEquals(catalog, _static))
@@ -166,6 +183,35 @@ internal sealed partial class MeshRuntime : IAsyncDisposable
             {
                 _gate.Release();
             }
+        }
+    }
+
+    // Plugins added, replaced, refused or removed: each change is tried against the current config and,
+    // when its chains build, swapped in with the routing state; in-flight requests keep their old chains.
+    private async Task ApplyFilterChangesAsync(CancellationToken cancellationToken)
+    {
+        try
+        {
+            await foreach (var change in _filters.Changes.ReadAllAsync(cancellationToken).ConfigureAwait(false))
+            {
+                await _gate.WaitAsync(cancellationToken).ConfigureAwait(false);
+                try
+                {
+                    var current = _store.Current;
+                    if (_filters.Propose(change, current.Options, current.Filters) is { } plan)
+                    {
+                        _store.Swap(_translator.Build(current.Options, _catalogs, current, Interlocked.Increment(ref _version), plan));
+                        _filters.Committed(plan, current.Filters, change);
+                    }
+                }
+                finally
+                {
+                    _gate.Release();
+                }
+            }
+        }
+        catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+        {
         }
     }
 

@@ -4,8 +4,10 @@ using System.Net;
 using Mesh.Discovery;
 using Mesh.Discovery.Consul;
 using Mesh.Discovery.Static;
+using Mesh.Plugins;
 using Mesh.Sidecar.Admin;
 using Mesh.Sidecar.Configuration;
+using Mesh.Sidecar.Filters;
 using Mesh.Sidecar.L4;
 using Mesh.Sidecar.L7;
 using Mesh.Sidecar.Listeners;
@@ -146,7 +148,19 @@ internal static class SidecarHost
             sp.GetRequiredService<SecurityRuntime>(),
             sp.GetRequiredService<MeshMetrics>(),
             sp.GetRequiredService<ILogger<MeshRuntime>>(),
+            sp.GetRequiredService<FilterRuntime>(),
             sp.GetServices<IDiscoveryConfigurator>()));
+        services.AddSingleton<FilterMetrics>();
+        services.AddSingleton(sp => new FilterRuntime(
+            sp.GetRequiredService<FilterMetrics>(),
+            sp.GetRequiredService<ILoggerFactory>(),
+            sp.GetServices<IRequestFilterFactory>(),
+            sp.GetServices<IFilterSource>())
+        {
+            // plugins.directory is relative to the config file.
+            BaseDirectory = Path.GetDirectoryName(Path.GetFullPath(launch.ConfigPath)) ?? Environment.CurrentDirectory,
+        });
+        services.AddSingleton<PluginsAdmin>();
         services.AddSingleton<AdminEndpoints>();
         services.AddSingleton<HttpDataPath>();
 

@@ -94,7 +94,7 @@ internal sealed partial class L4DataPath
             }
 
             // d. Connection hook, as on any listener.
-            var info = new AcceptedConnection(listener, downstream is null ? "tcp" : "tls", remote.Address.ToString(), remote.Port, null, []);
+            var info = new AcceptedConnection(listener, downstream is null ? "tcp" : "tls", remote.Address.ToString(), remote.Port, null, []) { PeerIdentity = peer?.PeerId.Value };
             if (!hook.IsEmpty && !await hook.AllowAsync(info, stopping).ConfigureAwait(false))
             {
                 metrics.L4Connection(listener, "denied");

@@ -96,6 +96,14 @@ internal sealed partial class HttpDataPath(
 
         // 2. Route: first match in this listener's table (host, path, method, headers, query, cookies).
         var route = state.RoutesFor(listener.Name).Match(context.Request);
+        // A route whose filters closed after this state was read (a plugin swap that has drained since)
+        // belongs to an older snapshot: read the current one. Otherwise the request holds its filters.
+        while (route is not null && !route.Filters.TryEnter())
+        {
+            state = store.Current;
+            route = state.RoutesFor(listener.Name).Match(context.Request);
+        }
+
         if (route is null)
         {
             await RespondAsync(context, StatusCodes.Status404NotFound, NoRouteMessage(context, listener)).ConfigureAwait(false);
@@ -103,95 +111,114 @@ internal sealed partial class HttpDataPath(
             return;
         }
 
-        var clusterId = route.ClusterId;
-        string? subset = null;
-
-        // 2b. Traffic policy (src/Sidecar/Resilience): rate limit (429), fault injection, then the weighted split's service or subset.
-        if (route.Policy is { } traffic)
+        try
         {
-            if (traffic.Admits && !await resilience.AdmitAsync(context, traffic).ConfigureAwait(false))
+            var clusterId = route.ClusterId;
+            string? subset = null;
+
+            // 2b. Traffic policy (src/Sidecar/Resilience): rate limit (429), fault injection, then the weighted split's service or subset.
+            if (route.Policy is { } traffic)
             {
+                if (traffic.Admits && !await resilience.AdmitAsync(context, traffic).ConfigureAwait(false))
+                {
+                    Completed(context, route, started);
+                    return;
+                }
+
+                if (traffic.Split is not null)
+                {
+                    (clusterId, subset) = resilience.Split(traffic);
+                }
+            }
+
+            // 3. Filters: the route's ordered chain may answer now or pick another service or subset.
+            if (!route.Filters.IsEmpty)
+            {
+                var view = new HttpRequestContext(context, route, listener);
+                var decision = await route.Filters.RunAsync(view, context.RequestAborted).ConfigureAwait(false);
+                if (decision.Action == FilterAction.Respond)
+                {
+                    await RespondAsync(context, decision.StatusCode, decision.Body ?? "", decision.Headers).ConfigureAwait(false);
+                    Completed(context, route, started);
+                    return;
+                }
+
+                if (decision.Action == FilterAction.Reroute)
+                {
+                    clusterId = decision.Service == route.ServiceName ? route.ClusterId : decision.Service!;
+                    subset = decision.Subset;
+                }
+
+                if (route.Filters.HasResponseFilters)
+                {
+                    view.RunResponseFiltersOnStart(route.Filters);
+                }
+            }
+
+            // 4. Service endpoints: the cluster translated from config and discovery snapshots.
+            if (!state.Clusters.TryGetValue(clusterId, out var cluster))
+            {
+                await RespondAsync(context, StatusCodes.Status503ServiceUnavailable, $"no service named '{clusterId}'\n").ConfigureAwait(false);
                 Completed(context, route, started);
                 return;
             }
 
-            if (traffic.Split is not null)
+            // 5. Load balancer: one endpoint for this request (among the subset's endpoints when the split or a filter chose one).
+            var balancer = subset is null ? cluster.Balancer : cluster.SubsetBalancer(subset);
+            var endpoint = balancer.Pick(cluster.HashKey?.Compute(context));
+            if (endpoint is null)
             {
-                (clusterId, subset) = resilience.Split(traffic);
-            }
-        }
-
-        // 3. Filters: the route's ordered chain may answer now or pick another service.
-        if (!route.Filters.IsEmpty)
-        {
-            var decision = await route.Filters.RunAsync(new HttpRequestContext(context, route), context.RequestAborted).ConfigureAwait(false);
-            if (decision.Action == FilterAction.Respond)
-            {
-                await RespondAsync(context, decision.StatusCode, decision.Body ?? "").ConfigureAwait(false);
+                await RespondAsync(context, StatusCodes.Status503ServiceUnavailable, subset is null ? $"service '{cluster.Name}' has no healthy endpoint\n" : $"service '{cluster.Name}' has no healthy endpoint in subset '{subset}'\n").ConfigureAwait(false);
                 Completed(context, route, started);
                 return;
             }
 
-            if (decision.Action == FilterAction.Reroute)
+            // 6. Upstream: forward with the route's transforms over the cluster's shared client.
+            // Inline rather than a helper method: one async state machine per request, not two.
+            var error = ForwarderError.None;
+            if (ResilientForwarder.Applies(route, cluster))
             {
-                clusterId = decision.Service!;
-                subset = null;
+                // 6r. Resilience (src/Sidecar/Resilience): concurrency limit, route and per-try timeouts, retries on
+                // other endpoints behind a response gate, per-endpoint breakers, outlier detection, the mirror.
+                (error, endpoint) = await resilience.ForwardAsync(context, state, route, cluster, subset, endpoint).ConfigureAwait(false);
             }
-        }
+            else
+            {
+                endpoint.Enter();
+                try
+                {
+                    error = cluster.Http1 is { } http1 && Http1Forwarder.CanForward(context)
+                        ? await http1Forwarder.SendAsync(context, endpoint, http1, route.Transformer).ConfigureAwait(false)
+                        : await forwarder.SendAsync(context, endpoint.DestinationPrefix, cluster.Invoker, cluster.RequestConfig, route.Transformer).ConfigureAwait(false);
+                }
+                finally
+                {
+                    endpoint.Leave(error != ForwarderError.None);
+                }
+            }
 
-        // 4. Service endpoints: the cluster translated from config and discovery snapshots.
-        if (!state.Clusters.TryGetValue(clusterId, out var cluster))
-        {
-            await RespondAsync(context, StatusCodes.Status503ServiceUnavailable, $"no service named '{clusterId}'\n").ConfigureAwait(false);
+            if (error != ForwarderError.None)
+            {
+                Log.ForwardFailed(_accessLog, route.Name, endpoint.Authority, error.ToString());
+                if (UpstreamTlsException.Find(context.Features.Get<IForwarderErrorFeature>()?.Exception) is { } refused)
+                {
+                    // YARP answered 502 without a body; say which identity the peer had and which was expected.
+                    await RespondAsync(context, StatusCodes.Status502BadGateway, refused.Message + "\n").ConfigureAwait(false);
+                }
+            }
+
+            if (route.Filters.HasResponseFilters && !context.Response.HasStarted)
+            {
+                // Response filters run while this request still holds its filters.
+                await context.Response.StartAsync().ConfigureAwait(false);
+            }
+
             Completed(context, route, started);
-            return;
         }
-
-        // 5. Load balancer: one endpoint for this request (among the split's subset when it chose one).
-        var balancer = subset is null ? cluster.Balancer : cluster.SubsetBalancer(subset);
-        var endpoint = balancer.Pick(cluster.HashKey?.Compute(context));
-        if (endpoint is null)
+        finally
         {
-            await RespondAsync(context, StatusCodes.Status503ServiceUnavailable, subset is null ? $"service '{cluster.Name}' has no healthy endpoint\n" : $"service '{cluster.Name}' has no healthy endpoint in subset '{subset}'\n").ConfigureAwait(false);
-            Completed(context, route, started);
-            return;
+            route.Filters.Leave();
         }
-
-        // 6. Upstream: forward with the route's transforms over the cluster's shared client.
-        // Inline rather than a helper method: one async state machine per request, not two.
-        var error = ForwarderError.None;
-        if (ResilientForwarder.Applies(route, cluster))
-        {
-            // 6r. Resilience (src/Sidecar/Resilience): concurrency limit, route and per-try timeouts, retries on
-            // other endpoints behind a response gate, per-endpoint breakers, outlier detection, the mirror.
-            (error, endpoint) = await resilience.ForwardAsync(context, state, route, cluster, subset, endpoint).ConfigureAwait(false);
-        }
-        else
-        {
-            endpoint.Enter();
-            try
-            {
-                error = cluster.Http1 is { } http1 && Http1Forwarder.CanForward(context)
-                    ? await http1Forwarder.SendAsync(context, endpoint, http1, route.Transformer).ConfigureAwait(false)
-                    : await forwarder.SendAsync(context, endpoint.DestinationPrefix, cluster.Invoker, cluster.RequestConfig, route.Transformer).ConfigureAwait(false);
-            }
-            finally
-            {
-                endpoint.Leave(error != ForwarderError.None);
-            }
-        }
-
-        if (error != ForwarderError.None)
-        {
-            Log.ForwardFailed(_accessLog, route.Name, endpoint.Authority, error.ToString());
-            if (UpstreamTlsException.Find(context.Features.Get<IForwarderErrorFeature>()?.Exception) is { } refused)
-            {
-                // YARP answered 502 without a body; say which identity the peer had and which was expected.
-                await RespondAsync(context, StatusCodes.Status502BadGateway, refused.Message + "\n").ConfigureAwait(false);
-            }
-        }
-
-        Completed(context, route, started);
     }
 
     private void Completed(HttpContext context, CompiledRoute route, long started)
@@ -212,7 +239,7 @@ internal sealed partial class HttpDataPath(
     private static string NoRouteMessage(HttpContext context, MeshListenerFeature listener) =>
         $"no route matched {context.Request.Method} {context.Request.Host}{context.Request.Path} on listener '{listener.Name}'\n";
 
-    private static Task RespondAsync(HttpContext context, int status, string body)
+    private static Task RespondAsync(HttpContext context, int status, string body, IReadOnlyList<KeyValuePair<string, string>>? headers = null)
     {
         if (context.Response.HasStarted)
         {
@@ -221,6 +248,15 @@ internal sealed partial class HttpDataPath(
 
         context.Response.StatusCode = status;
         context.Response.ContentType = "text/plain; charset=utf-8";
+        if (headers is not null)
+        {
+            // A filter's answer (401 with WWW-Authenticate, 429 with Retry-After).
+            foreach (var (name, value) in headers)
+            {
+                context.Response.Headers.Append(name, value);
+            }
+        }
+
         return context.Response.WriteAsync(body);
     }
 

@@ -66,7 +66,10 @@ internal static class TlsTermination
             {
                 var remote = connection.RemoteEndPoint as IPEndPoint;
                 var serverName = connection.Features.Get<ITlsHandshakeFeature>()?.HostName;
-                var info = new AcceptedConnection(handshake.Listener, http2 ? "http2" : "http1", remote?.Address.ToString() ?? "", remote?.Port ?? 0, string.IsNullOrEmpty(serverName) ? null : serverName, [http2 ? "h2" : "http/1.1"]);
+                var info = new AcceptedConnection(handshake.Listener, http2 ? "http2" : "http1", remote?.Address.ToString() ?? "", remote?.Port ?? 0, string.IsNullOrEmpty(serverName) ? null : serverName, [http2 ? "h2" : "http/1.1"])
+                {
+                    PeerIdentity = connection.Features.Get<IPeerIdentityFeature>()?.PeerId.Value,
+                };
                 if (!await hook.AllowAsync(info, connection.ConnectionClosed).ConfigureAwait(false))
                 {
                     connection.Abort();

@@ -1,6 +1,7 @@
 // The whole routing state as one immutable snapshot, swapped atomically on every change.
 using Mesh.Sidecar.Configuration;
 using Mesh.Sidecar.Endpoints;
+using Mesh.Sidecar.Filters;
 using Mesh.Sidecar.L4;
 using Mesh.Sidecar.Routing;
 using Microsoft.Extensions.Primitives;
@@ -13,7 +14,8 @@ internal sealed class MeshState(
     long version,
     IReadOnlyDictionary<string, RouteTable> routesByListener,
     IReadOnlyDictionary<string, Cluster> clusters,
-    IReadOnlyDictionary<string, L4Routes> l4Listeners)
+    IReadOnlyDictionary<string, L4Routes> l4Listeners,
+    FilterPlan? filters = null)
 {
     public MeshOptions Options { get; } = options;
 
@@ -24,6 +26,9 @@ internal sealed class MeshState(
     public IReadOnlyDictionary<string, Cluster> Clusters { get; } = clusters;
 
     public IReadOnlyDictionary<string, L4Routes> L4Listeners { get; } = l4Listeners;
+
+    /// <summary>Every filter chain of this snapshot (per route and per listener) and the registry they came from.</summary>
+    public FilterPlan Filters { get; } = filters ?? FilterPlan.Empty;
 
     public RouteTable RoutesFor(string listener) => RoutesByListener.TryGetValue(listener, out var table) ? table : RouteTable.Empty;
 }

@@ -4,6 +4,7 @@ using Mesh.Plugins;
 using Mesh.Sidecar.Configuration;
 using Mesh.Sidecar.Resilience;
 using Mesh.Sidecar.Endpoints;
+using Mesh.Sidecar.Filters;
 using Mesh.Sidecar.Upstream.Http1;
 using Mesh.Sidecar.L4;
 using Mesh.Sidecar.LoadBalancing;
@@ -26,8 +27,13 @@ internal sealed class StateTranslator(UpstreamClients clients, UpstreamTlsClient
 
     private const string Scheme = "http";
 
-    public MeshState Build(MeshOptions options, IReadOnlyDictionary<string, IServiceCatalog> catalogs, MeshState? previous, long version)
+    /// <summary>
+    /// Builds the next state. <paramref name="filters"/> are the chains built for <paramref name="options"/>;
+    /// when null (a discovery update of the same config) the previous state's chains are kept.
+    /// </summary>
+    public MeshState Build(MeshOptions options, IReadOnlyDictionary<string, IServiceCatalog> catalogs, MeshState? previous, long version, FilterPlan? filters = null)
     {
+        filters ??= previous?.Filters ?? FilterPlan.Empty;
         var clusters = new Dictionary<string, Cluster>(StringComparer.Ordinal);
         foreach (var (name, service) in options.Services)
         {
@@ -64,7 +70,7 @@ internal sealed class StateTranslator(UpstreamClients clients, UpstreamTlsClient
                 if (applies)
                 {
                     var clusterId = string.IsNullOrEmpty(route.Service) ? route.Split is { Count: > 0 } split ? split[0].Service : localId : route.Service;
-                    compiled.Add(Compile(route, clusterId, resilience?.ForRoute(route)));
+                    compiled.Add(Compile(route, clusterId, filters.ChainFor(route.Name), resilience?.ForRoute(route)));
                 }
             }
 
@@ -77,7 +83,7 @@ internal sealed class StateTranslator(UpstreamClients clients, UpstreamTlsClient
             routes[listener.Name] = new RouteTable([.. compiled]);
         }
 
-        return new MeshState(options, version, routes, clusters, l4);
+        return new MeshState(options, version, routes, clusters, l4, filters);
     }
 
     private static L4Routes BuildL4(ListenerOptions listener, Dictionary<string, Cluster> clusters)
@@ -140,7 +146,7 @@ internal sealed class StateTranslator(UpstreamClients clients, UpstreamTlsClient
         return null;
     }
 
-    private static CompiledRoute Compile(RouteOptions route, string clusterId, RoutePolicy? policy)
+    private static CompiledRoute Compile(RouteOptions route, string clusterId, FilterChain filters, RoutePolicy? policy)
     {
         var match = route.Match;
         return new CompiledRoute
@@ -155,7 +161,7 @@ internal sealed class StateTranslator(UpstreamClients clients, UpstreamTlsClient
             Query = [.. match.Query.Select(q => new ValueMatcher(q))],
             Cookies = [.. match.Cookies.Select(c => new ValueMatcher(c))],
             Transformer = new RouteTransformer(route.Transforms),
-            Filters = FilterChain.Empty,
+            Filters = filters,
             Policy = policy,
         };
     }

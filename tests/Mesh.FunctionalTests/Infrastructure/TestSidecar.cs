@@ -30,10 +30,10 @@ public sealed class TestSidecar : IAsyncDisposable
 
     public Uri Listener(string name = "outbound") => Sidecar.UriOf(name);
 
-    public static Task<TestSidecar> StartAsync(object config, Action<IServiceCollection>? services = null) =>
-        StartFromJsonAsync(JsonSerializer.Serialize(config, Json), services);
+    public static Task<TestSidecar> StartAsync(object config, Action<IServiceCollection>? services = null, ILoggerProvider? logs = null) =>
+        StartFromJsonAsync(JsonSerializer.Serialize(config, Json), services, logs);
 
-    public static async Task<TestSidecar> StartFromJsonAsync(string json, Action<IServiceCollection>? services = null)
+    public static async Task<TestSidecar> StartFromJsonAsync(string json, Action<IServiceCollection>? services = null, ILoggerProvider? logs = null)
     {
         var directory = Directory.CreateTempSubdirectory("mesh-test-").FullName;
         var path = Path.Combine(directory, "sidecar.json");
@@ -42,7 +42,14 @@ public sealed class TestSidecar : IAsyncDisposable
         {
             Environment = new Dictionary<string, string>(),
             ReloadInterval = TimeSpan.FromMilliseconds(100),
-            ConfigureLogging = logging => logging.ClearProviders(),
+            ConfigureLogging = logging =>
+            {
+                logging.ClearProviders();
+                if (logs is not null)
+                {
+                    logging.AddProvider(logs);
+                }
+            },
             ConfigureServices = services,
         };
         try

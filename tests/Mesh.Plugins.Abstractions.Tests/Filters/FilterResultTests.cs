@@ -71,3 +71,48 @@ public class FilterResultTests
         Assert.NotEqual(FilterResult.Reroute("a"), FilterResult.Reroute("b"));
     }
 }
+
+public class FilterResultContract11Tests
+{
+    [Fact]
+    public void Reroute_ServiceAndSubset_CarriesBoth()
+    {
+        var result = FilterResult.Reroute("api", "v2");
+
+        Assert.Equal(FilterAction.Reroute, result.Action);
+        Assert.Equal(("api", "v2"), (result.Service, result.Subset));
+    }
+
+    [Fact]
+    public void Reroute_EmptySubset_Throws()
+    {
+        Assert.Throws<ArgumentException>(() => FilterResult.Reroute("api", ""));
+    }
+
+    [Fact]
+    public void Respond_WithHeaders_CarriesThemInOrder()
+    {
+        var result = FilterResult.Respond(429, "slow down", [new("Retry-After", "2"), new("x-limit", "10")]);
+
+        Assert.Equal(429, result.StatusCode);
+        Assert.Equal([new KeyValuePair<string, string>("Retry-After", "2"), new("x-limit", "10")], result.Headers);
+    }
+
+    [Fact]
+    public void Respond_HeadersFromADictionary_Copied()
+    {
+        var headers = new Dictionary<string, string> { ["WWW-Authenticate"] = "ApiKey" };
+
+        var result = FilterResult.Respond(401, null, headers);
+        headers.Clear();
+
+        Assert.Equal("ApiKey", Assert.Single(result.Headers!).Value);
+    }
+
+    [Fact]
+    public void Continue_HasNoSubsetOrHeaders()
+    {
+        Assert.Null(FilterResult.Continue.Subset);
+        Assert.Null(FilterResult.Continue.Headers);
+    }
+}

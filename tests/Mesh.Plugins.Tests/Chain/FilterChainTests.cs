@@ -37,19 +37,37 @@ public class FilterChainTests
     }
 
     [Fact]
-    public async Task RunAsync_FilterReroutes_StopsAndReturnsTheReroute()
+    public async Task RunAsync_FilterReroutes_LaterFiltersStillRun()
     {
+        // A router placed before an auth filter must not skip it: a reroute does not end the chain.
         var calls = new List<string>();
         var chain = new FilterChain([
             new RecordingFilter("canary", calls, FilterResult.Reroute("api-canary")),
-            new RecordingFilter("b", calls, FilterResult.Respond(500)),
+            new RecordingFilter("auth", calls, FilterResult.Respond(401)),
+        ]);
+
+        var result = await chain.RunAsync(new FakeContext(), CancellationToken.None);
+
+        Assert.Equal(FilterAction.Respond, result.Action);
+        Assert.Equal(401, result.StatusCode);
+        Assert.Equal(["canary", "auth"], calls);
+    }
+
+    [Fact]
+    public async Task RunAsync_TwoReroutes_LastOneWins()
+    {
+        var calls = new List<string>();
+        var chain = new FilterChain([
+            new RecordingFilter("first", calls, FilterResult.Reroute("api-canary")),
+            new RecordingFilter("b", calls, FilterResult.Continue),
+            new RecordingFilter("second", calls, FilterResult.Reroute("api", "v2")),
         ]);
 
         var result = await chain.RunAsync(new FakeContext(), CancellationToken.None);
 
         Assert.Equal(FilterAction.Reroute, result.Action);
-        Assert.Equal("api-canary", result.Service);
-        Assert.Equal(["canary"], calls);
+        Assert.Equal(("api", "v2"), (result.Service, result.Subset));
+        Assert.Equal(["first", "b", "second"], calls);
     }
 
     [Fact]

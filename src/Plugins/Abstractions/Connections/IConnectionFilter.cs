@@ -4,7 +4,8 @@ namespace Mesh.Plugins;
 /// <summary>
 /// Runs once per accepted connection on every listener, after the sidecar has read what it can see
 /// without decrypting (the SNI and ALPN of a TLS ClientHello). Authorization and plugin filters plug
-/// in here; the peer's identity joins <see cref="AcceptedConnection"/> when mTLS lands.
+/// in here. Configured per listener (<c>listeners[].connectionFilters</c>) through an
+/// <see cref="IConnectionFilterFactory"/>, or registered in the sidecar's services.
 /// </summary>
 public interface IConnectionFilter
 {
@@ -25,4 +26,11 @@ public sealed record AcceptedConnection(
     string RemoteAddress,
     int RemotePort,
     string? ServerName,
-    IReadOnlyList<string> Alpn);
+    IReadOnlyList<string> Alpn)
+{
+    /// <summary>
+    /// The peer's SPIFFE ID (<c>spiffe://trust-domain/path</c>) from its mTLS client certificate;
+    /// null when the listener does not terminate mutual TLS.
+    /// </summary>
+    public string? PeerIdentity { get; init; }
+}
