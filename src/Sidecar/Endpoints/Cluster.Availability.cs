@@ -35,36 +35,31 @@ internal sealed partial class Cluster
     {
         lock (_refresh)
         {
-            var count = 0;
+            // One read of each endpoint's flags: they change outside this lock, and a change made after
+            // its read here is followed by another refresh, which reads it.
+            var available = new List<EndpointState>(Endpoints.Length);
             foreach (var endpoint in Endpoints)
             {
-                count += endpoint.IsAvailable ? 1 : 0;
+                if (endpoint.IsAvailable)
+                {
+                    available.Add(endpoint);
+                }
             }
 
             var current = Volatile.Read(ref _available);
-            if (count == Endpoints.Length && ReferenceEquals(current.Endpoints, Endpoints))
-            {
-                return;
-            }
-
             LoadBalancer next;
-            if (count == Endpoints.Length)
+            if (available.Count == Endpoints.Length)
             {
+                if (ReferenceEquals(current.Endpoints, Endpoints))
+                {
+                    return;
+                }
+
                 next = LoadBalancer.Create(Policy, Endpoints);
             }
             else
             {
-                var available = new EndpointState[count];
-                var i = 0;
-                foreach (var endpoint in Endpoints)
-                {
-                    if (endpoint.IsAvailable)
-                    {
-                        available[i++] = endpoint;
-                    }
-                }
-
-                next = LoadBalancer.Create(Policy, available);
+                next = LoadBalancer.Create(Policy, [.. available]);
             }
 
             Volatile.Write(ref _available, next);
