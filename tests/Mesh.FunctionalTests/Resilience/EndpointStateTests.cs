@@ -61,10 +61,9 @@ public sealed class EndpointStateTests
     }
 
     [Fact]
-    public async Task Outlier_SecondEjection_LastsTwiceAsLong_AndNeverTakesTheLastHalf()
+    public async Task Outlier_EjectedAgainAfterReadmission_LastsTwiceAsLong()
     {
         var refusing = RefusingPort();
-        var refusingToo = RefusingPort();
         await using var good = await OkAsync("good");
         var clock = Clock();
         await using var sidecar = await StartAsync(Config(
@@ -73,29 +72,61 @@ public sealed class EndpointStateTests
             {
                 ["api"] = new
                 {
-                    endpoints = new object[] { new { address = "127.0.0.1", port = refusing }, new { address = "127.0.0.1", port = refusingToo }, good.Endpoint(), },
-                    outlierDetection = new { consecutiveFailures = 2, baseEjectionMs = 1000, maxEjectionPercent = 34 },
+                    endpoints = new object[] { new { address = "127.0.0.1", port = refusing }, good.Endpoint() },
+                    outlierDetection = new { consecutiveFailures = 2, baseEjectionMs = 1000, maxEjectionPercent = 50 },
                 },
             }),
             clock);
+        async Task<DateTimeOffset?> EjectedUntilAsync()
+        {
+            var until = (string?)(await EndpointAsync(sidecar, "api", refusing))["ejectedUntil"];
+            return until is null ? null : DateTimeOffset.Parse(until, System.Globalization.CultureInfo.InvariantCulture);
+        }
+
+        // Round robin: the refusing endpoint gets requests 1 and 3, then it is out.
+        var first = await SendManyAsync(sidecar.Listener(), 10, parallel: 1);
+        Assert.Equal(2, first.Count(r => r.Status != HttpStatusCode.OK));
+        Assert.Equal(clock.GetUtcNow().AddMilliseconds(1000), await EjectedUntilAsync());
+
+        clock.Advance(TimeSpan.FromMilliseconds(1000));
+        Assert.Null(await EjectedUntilAsync());
+
+        // Back in rotation and still refusing: ejected again, for two base periods.
+        var second = await SendManyAsync(sidecar.Listener(), 10, parallel: 1);
+        Assert.Equal(2, second.Count(r => r.Status != HttpStatusCode.OK));
+        Assert.Equal(clock.GetUtcNow().AddMilliseconds(2000), await EjectedUntilAsync());
+        var metrics = await MetricsAsync(sidecar);
+        Assert.Equal(2, Metric(metrics, $"mesh_outlier_ejections_total{{service=\"api\",endpoint=\"127.0.0.1:{refusing}\",action=\"ejected\"}}"));
+        Assert.Equal(1, Metric(metrics, $"mesh_outlier_ejections_total{{service=\"api\",endpoint=\"127.0.0.1:{refusing}\",action=\"readmitted\"}}"));
+    }
+
+    [Fact]
+    public async Task Outlier_NeverEjectsMoreThanMaxEjectionPercent()
+    {
+        var refusing = RefusingPort();
+        var refusingToo = RefusingPort();
+        await using var good = await OkAsync("good");
+        await using var sidecar = await StartAsync(Config(
+            [TestConfig.Route("all", "api")],
+            new Dictionary<string, object>
+            {
+                ["api"] = new
+                {
+                    endpoints = new object[] { new { address = "127.0.0.1", port = refusing }, new { address = "127.0.0.1", port = refusingToo }, good.Endpoint() },
+                    outlierDetection = new { consecutiveFailures = 2, baseEjectionMs = 60_000, maxEjectionPercent = 34 },
+                },
+            }),
+            Clock());
 
         await SendManyAsync(sidecar.Listener(), 30, parallel: 1);
 
         // 34% of three endpoints is one: the second refusing endpoint keeps its place.
-        var ejected = (await ClusterAsync(sidecar, "api"))["endpoints"]!.AsArray().Count(e => (string?)e!["health"] == "ejected");
-        Assert.Equal(1, ejected);
-        var first = (await EndpointAsync(sidecar, "api", refusing))["health"]!.GetValue<string>() == "ejected" ? refusing : refusingToo;
-        var started = clock.GetUtcNow();
-        Assert.Equal(started.AddMilliseconds(1000), DateTimeOffset.Parse((string)(await EndpointAsync(sidecar, "api", first))["ejectedUntil"]!, System.Globalization.CultureInfo.InvariantCulture));
-
-        clock.Advance(TimeSpan.FromMilliseconds(1000));
-        await SendManyAsync(sidecar.Listener(), 30, parallel: 1);
-        var again = (await ClusterAsync(sidecar, "api"))["endpoints"]!.AsArray().Single(e => (string?)e!["health"] == "ejected")!;
-        if ((int)again["port"]! == first)
-        {
-            // Ejected a second time straight after readmission: twice the base period.
-            Assert.Equal(clock.GetUtcNow().AddMilliseconds(2000), DateTimeOffset.Parse((string)again["ejectedUntil"]!, System.Globalization.CultureInfo.InvariantCulture));
-        }
+        var cluster = await ClusterAsync(sidecar, "api");
+        Assert.Equal(1, cluster["endpoints"]!.AsArray().Count(e => (string?)e!["health"] == "ejected"));
+        Assert.Equal(1, (int)cluster["resilience"]!["outlierDetection"]!["ejected"]!);
+        Assert.Equal(2, (int)cluster["resilience"]!["available"]!);
+        var metrics = await MetricsAsync(sidecar);
+        Assert.Contains("action=\"skipped-max-percent\"", metrics, StringComparison.Ordinal);
     }
 
     [Fact]
