@@ -13,7 +13,7 @@ using Mesh.Sidecar.Translation;
 namespace Mesh.Sidecar.Admin;
 
 /// <summary>Serves the admin listener. Paths are few and fixed, so a switch beats a router here.</summary>
-internal sealed class AdminEndpoints(MeshStateStore store, ListenerManager listeners, PrometheusExporter exporter, IHostApplicationLifetime lifetime, IdentityAdmin identity, DiscoveryStatusReader discovery, PluginsAdmin plugins)
+internal sealed class AdminEndpoints(MeshStateStore store, ListenerManager listeners, PrometheusExporter exporter, IHostApplicationLifetime lifetime, IdentityAdmin identity, DiscoveryStatusReader discovery, PluginsAdmin plugins, ShutdownDrain drain)
 {
     private static readonly JsonSerializerOptions Json = new(JsonSerializerDefaults.Web) { WriteIndented = true, Encoder = JavaScriptEncoder.UnsafeRelaxedJsonEscaping };
     private static readonly string[] SecretWords = ["token", "password", "secret", "privatekey", "key", "keys", "tokens", "secrets", "passwords"];
@@ -33,6 +33,13 @@ internal sealed class AdminEndpoints(MeshStateStore store, ListenerManager liste
 
     private async Task ReadyAsync(HttpContext context)
     {
+        if (drain.IsDraining)
+        {
+            // Load balancers and health checks see the sidecar leave while its sockets still drain.
+            await Text(context, 503, "not ready: draining\n");
+            return;
+        }
+
         var started = lifetime.ApplicationStarted.IsCancellationRequested && !lifetime.ApplicationStopping.IsCancellationRequested;
         if (!(store.HasState && listeners.AllBound && started))
         {

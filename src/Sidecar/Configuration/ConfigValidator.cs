@@ -51,6 +51,7 @@ internal static partial class ConfigValidator
             errors.Add(new ConfigError("performance.gcGen0SizeMb", $"{options.Performance.GcGen0SizeMb} is out of range; use 0 (the runtime's choice) to 256"));
         }
 
+        CheckNotNegative(options.Shutdown.DrainTimeoutMs, "shutdown.drainTimeoutMs", errors);
         ValidatePlugins(options, errors);
 
         if (!KnownLevels.Contains(options.Logging.Level, StringComparer.OrdinalIgnoreCase))

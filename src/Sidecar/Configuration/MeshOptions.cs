@@ -25,6 +25,9 @@ public sealed record MeshOptions
     /// <summary>Process-level speed settings (read at start only).</summary>
     public PerformanceOptions Performance { get; init; } = new();
 
+    /// <summary>How SIGTERM and Ctrl-C drain before the process exits.</summary>
+    public ShutdownOptions Shutdown { get; init; } = new();
+
     /// <summary>C# plugin loading.</summary>
     public PluginsOptions Plugins { get; init; } = new();
 
@@ -409,6 +412,16 @@ public sealed record PerformanceOptions
     /// YARP. <c>false</c> sends everything through YARP.
     /// </summary>
     public bool MeshHttp1Client { get; init; } = true;
+}
+
+/// <summary>Graceful shutdown.</summary>
+public sealed record ShutdownOptions
+{
+    /// <summary>
+    /// How long SIGTERM or Ctrl-C waits for requests and connections in flight before cutting
+    /// them, in milliseconds; <c>0</c> cuts at once. A supervisor's own grace period must be longer.
+    /// </summary>
+    public int DrainTimeoutMs { get; init; } = 15_000;
 }
 
 /// <summary>Listener directions.</summary>

@@ -4,6 +4,7 @@ using Mesh.Plugins;
 using Mesh.Sidecar.Admin;
 using Mesh.Sidecar.Endpoints;
 using Mesh.Sidecar.Filters;
+using Mesh.Sidecar.Hosting;
 using Mesh.Sidecar.Listeners;
 using Mesh.Sidecar.Metrics;
 using Mesh.Sidecar.Resilience;
@@ -33,7 +34,9 @@ internal sealed partial class HttpDataPath(
     SecurityMetrics securityMetrics,
     ResilientForwarder resilience,
     ILoggerFactory loggerFactory,
-    ConsulIntentionsCheck intentions)
+    ConsulIntentionsCheck intentions,
+    ShutdownDrain drain,
+    UpstreamErrors upstreamErrors)
 {
     private readonly ILogger _accessLog = loggerFactory.CreateLogger("Mesh.AccessLog");
 
@@ -53,6 +56,11 @@ internal sealed partial class HttpDataPath(
     {
         var started = Stopwatch.GetTimestamp();
         var state = store.Current;
+        using var inFlight = drain.TrackRequest();
+        if (drain.IsClosingConnections)
+        {
+            ShutdownDrain.CloseAfterResponse(context);
+        }
 
         // 1a. Request check: header names must be tokens and values free of CR, LF and NUL (HTTP/2 lets them through), else 400 on both upstream paths.
         if (HttpSyntax.FindInvalidRequestHeader(context.Request.Headers) is not null)
@@ -204,6 +212,11 @@ internal sealed partial class HttpDataPath(
                 {
                     // YARP answered 502 without a body; say which identity the peer had and which was expected.
                     await RespondAsync(context, StatusCodes.Status502BadGateway, refused.Message + "\n").ConfigureAwait(false);
+                }
+                else
+                {
+                    // 7. Upstream errors: a 502 or 504 not yet sent gets a body naming the service and the reason.
+                    await upstreamErrors.RespondAsync(context, route.ServiceName, cluster, endpoint, error).ConfigureAwait(false);
                 }
             }
 
