@@ -1,4 +1,4 @@
-// "retries": {} means retries with every default: the configuration system drops empty objects, so put them back.
+// "retries": {} means retries with every default: the configuration system drops empty objects (and lists), so put them back.
 namespace Mesh.Sidecar.Configuration;
 
 /// <summary>
@@ -40,6 +40,9 @@ internal static class ResilienceConfigDefaults
                 {
                     RateLimit = route.RateLimit ?? (Empty(section, "rateLimit") ? new RateLimitOptions() : null),
                     Fault = route.Fault ?? (Empty(section, "fault") ? new FaultOptions() : null),
+
+                    // "split": [] is a split with no target, which validation names, not a missing split.
+                    Split = route.Split ?? (Empty(section, "split") ? [] : null),
                 };
                 changed |= filled != route;
                 route = filled;
@@ -67,7 +70,7 @@ internal static class ResilienceConfigDefaults
         {
             if (string.Equals(child.Key, key, StringComparison.OrdinalIgnoreCase))
             {
-                return child.Value is null && !child.GetChildren().Any();
+                return string.IsNullOrEmpty(child.Value) && !child.GetChildren().Any();
             }
         }
 
