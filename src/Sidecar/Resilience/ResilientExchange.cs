@@ -405,8 +405,8 @@ internal sealed class ResilientExchange : IHttpRequestLifetimeFeature, IDisposab
         }
         else if (error == ForwarderError.Request)
         {
-            // Mesh's HTTP/1.1 client reports a refused connect and a connection lost before any response
-            // byte alike; YARP's exception tells them apart.
+            // Both clients put the cause on IForwarderErrorFeature: a failed connect is an HttpRequestException
+            // with ConnectionError, anything else after connecting is a reset.
             var connect = IsConnectFailure(_context);
             if (connect is { } known)
             {
