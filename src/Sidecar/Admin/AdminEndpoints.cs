@@ -6,6 +6,7 @@ using Mesh.Sidecar.Filters;
 using Mesh.Sidecar.Hosting;
 using Mesh.Sidecar.Listeners;
 using Mesh.Sidecar.Metrics;
+using Mesh.Sidecar.Resilience;
 using Mesh.Sidecar.Security;
 using Mesh.Sidecar.Translation;
 
@@ -111,6 +112,10 @@ internal sealed class AdminEndpoints(MeshStateStore store, ListenerManager liste
                     // Keep-alive connections parked in Mesh's HTTP/1.1 client pool.
                     ["idleConnections"] = endpoint.Http1Pool.IdleCount,
                     ["tags"] = new JsonArray([.. endpoint.Endpoint.Tags.Select(t => (JsonNode?)JsonValue.Create(t))]),
+                    // Resilience (src/Sidecar/Resilience): when an ejection ends, the breaker's state, the last health-check verdict.
+                    ["ejectedUntil"] = endpoint.EjectedUntil?.ToString("O", System.Globalization.CultureInfo.InvariantCulture),
+                    ["breaker"] = cluster.Resilience?.Breaker is null ? null : endpoint.Breaker?.State ?? "closed",
+                    ["healthCheck"] = cluster.Resilience?.HealthChecker is null ? null : !endpoint.Check.Checked ? "pending" : endpoint.Check.Failing ? "failing" : "passing",
                 });
             }
 
@@ -122,10 +127,12 @@ internal sealed class AdminEndpoints(MeshStateStore store, ListenerManager liste
                 ["client"] = cluster.Http1 is null ? "yarp" : "mesh-http1",
                 ["discovery"] = Discovery(discovery.Of(state, cluster.Name)),
                 ["endpoints"] = endpoints,
+                ["resilience"] = ResilienceAdmin.Describe(cluster),
             });
         }
 
         var body = new JsonObject { ["version"] = state.Version, ["listeners"] = listenerList, ["clusters"] = clusters };
+        body["routePolicies"] = ResilienceAdmin.DescribeRoutes(state);
         return Text(context, 200, body.ToJsonString(Json), "application/json");
     }
 

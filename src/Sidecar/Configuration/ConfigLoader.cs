@@ -105,6 +105,7 @@ public static class ConfigLoader
         try
         {
             options = root.Get<MeshOptions>() ?? new MeshOptions();
+            options = ResilienceConfigDefaults.Apply(root, options);
         }
         catch (InvalidOperationException ex)
         {

@@ -199,6 +199,21 @@ public sealed record RouteOptions
     /// <summary>Header and path changes applied when this route is taken.</summary>
     public TransformOptions Transforms { get; init; } = new();
 
+    /// <summary>Time allowed to the whole request, every try included; 0 means none. A shorter gRPC <c>grpc-timeout</c> wins.</summary>
+    public int TimeoutMs { get; init; }
+
+    /// <summary>Token-bucket rate limit; excess requests get 429 with <c>Retry-After</c>.</summary>
+    public RateLimitOptions? RateLimit { get; init; }
+
+    /// <summary>Weighted targets used instead of <see cref="Service"/> (canary releases).</summary>
+    public IReadOnlyList<SplitOptions>? Split { get; init; }
+
+    /// <summary>A shadow service that gets a copy of requests; its answers never reach the client.</summary>
+    public MirrorOptions? Mirror { get; init; }
+
+    /// <summary>Fault injection for testing.</summary>
+    public FaultOptions? Fault { get; init; }
+
     /// <summary>Request filters run in order before the request is forwarded.</summary>
     public IReadOnlyList<FilterOptions> Filters { get; init; } = [];
 }
@@ -306,6 +321,18 @@ public sealed record ServiceOptions
 
     /// <summary>TLS to the endpoints: off, mesh (mTLS to peer sidecars) or tls.</summary>
     public UpstreamTlsOptions Tls { get; init; } = new();
+
+    /// <summary>Retries of failed tries on other endpoints; null means none.</summary>
+    public RetryOptions? Retries { get; init; }
+
+    /// <summary>Concurrency limits and per-endpoint failure-ratio breakers; null means none.</summary>
+    public CircuitBreakerOptions? CircuitBreaker { get; init; }
+
+    /// <summary>Ejection of endpoints after consecutive failures; null means none.</summary>
+    public OutlierDetectionOptions? OutlierDetection { get; init; }
+
+    /// <summary>Active health checks (static discovery only); null means none.</summary>
+    public HealthCheckOptions? HealthCheck { get; init; }
 
     /// <summary>What to read from Consul when <see cref="Discovery"/> is <c>consul</c>.</summary>
     public ConsulServiceOptions? Consul { get; init; }

@@ -12,6 +12,7 @@ using Mesh.Sidecar.L4;
 using Mesh.Sidecar.L7;
 using Mesh.Sidecar.Listeners;
 using Mesh.Sidecar.Metrics;
+using Mesh.Sidecar.Resilience;
 using Mesh.Sidecar.Security;
 using Mesh.Sidecar.Security.Authorization;
 using Mesh.Sidecar.Security.Identity;
@@ -136,6 +137,7 @@ internal static class SidecarHost
         services.AddSingleton<ConnectionHook>();
         services.AddSingleton<L4DataPath>();
         services.AddMeshSecurity();
+        services.AddMeshResilience();
         services.AddSingleton<ListenerManager>();
         services.AddSingleton<MeshRuntime>(sp => new MeshRuntime(
             sp.GetRequiredService<MeshStateStore>(),

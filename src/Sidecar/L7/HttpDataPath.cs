@@ -7,6 +7,7 @@ using Mesh.Sidecar.Filters;
 using Mesh.Sidecar.Hosting;
 using Mesh.Sidecar.Listeners;
 using Mesh.Sidecar.Metrics;
+using Mesh.Sidecar.Resilience;
 using Mesh.Sidecar.Routing;
 using Mesh.Sidecar.Security;
 using Mesh.Sidecar.Security.Authorization;
@@ -31,6 +32,7 @@ internal sealed partial class HttpDataPath(
     AdminEndpoints admin,
     SecurityRuntime security,
     SecurityMetrics securityMetrics,
+    ResilientForwarder resilience,
     ILoggerFactory loggerFactory,
     ConsulIntentionsCheck intentions,
     ShutdownDrain drain,
@@ -122,6 +124,21 @@ internal sealed partial class HttpDataPath(
             var clusterId = route.ClusterId;
             string? subset = null;
 
+            // 2b. Traffic policy (src/Sidecar/Resilience): rate limit (429), fault injection, then the weighted split's service or subset.
+            if (route.Policy is { } traffic)
+            {
+                if (traffic.Admits && !await resilience.AdmitAsync(context, traffic).ConfigureAwait(false))
+                {
+                    Completed(context, route, started);
+                    return;
+                }
+
+                if (traffic.Split is not null)
+                {
+                    (clusterId, subset) = resilience.Split(traffic);
+                }
+            }
+
             // 3. Filters: the route's ordered chain may answer now or pick another service or subset.
             if (!route.Filters.IsEmpty)
             {
@@ -154,7 +171,7 @@ internal sealed partial class HttpDataPath(
                 return;
             }
 
-            // 5. Load balancer: one endpoint for this request (among the subset's endpoints when a filter chose one).
+            // 5. Load balancer: one endpoint for this request (among the subset's endpoints when the split or a filter chose one).
             var balancer = subset is null ? cluster.Balancer : cluster.SubsetBalancer(subset);
             var endpoint = balancer.Pick(cluster.HashKey?.Compute(context));
             if (endpoint is null)
@@ -167,16 +184,25 @@ internal sealed partial class HttpDataPath(
             // 6. Upstream: forward with the route's transforms over the cluster's shared client.
             // Inline rather than a helper method: one async state machine per request, not two.
             var error = ForwarderError.None;
-            endpoint.Enter();
-            try
+            if (ResilientForwarder.Applies(route, cluster))
             {
-                error = cluster.Http1 is { } http1 && Http1Forwarder.CanForward(context)
-                    ? await http1Forwarder.SendAsync(context, endpoint, http1, route.Transformer).ConfigureAwait(false)
-                    : await forwarder.SendAsync(context, endpoint.DestinationPrefix, cluster.Invoker, cluster.RequestConfig, route.Transformer).ConfigureAwait(false);
+                // 6r. Resilience (src/Sidecar/Resilience): concurrency limit, route and per-try timeouts, retries on
+                // other endpoints behind a response gate, per-endpoint breakers, outlier detection, the mirror.
+                (error, endpoint) = await resilience.ForwardAsync(context, state, route, cluster, subset, endpoint).ConfigureAwait(false);
             }
-            finally
+            else
             {
-                endpoint.Leave(error != ForwarderError.None);
+                endpoint.Enter();
+                try
+                {
+                    error = cluster.Http1 is { } http1 && Http1Forwarder.CanForward(context)
+                        ? await http1Forwarder.SendAsync(context, endpoint, http1, route.Transformer).ConfigureAwait(false)
+                        : await forwarder.SendAsync(context, endpoint.DestinationPrefix, cluster.Invoker, cluster.RequestConfig, route.Transformer).ConfigureAwait(false);
+                }
+                finally
+                {
+                    endpoint.Leave(error != ForwarderError.None);
+                }
             }
 
             if (error != ForwarderError.None)

@@ -295,6 +295,50 @@ public sealed partial class DocumentedMessagesTests
         ["performance.gcGen0SizeMb: 300 is out of range; use 0 (the runtime's choice) to 256"] = () => Validate(c => c["performance"]!["gcGen0SizeMb"] = 300),
         ["shutdown.drainTimeoutMs: -1 must be 0 or more"] = () => Validate(c => c["shutdown"] = new JsonObject { ["drainTimeoutMs"] = -1 }),
 
+        // ---- resilience and traffic policy ----
+        ["'cookie:x' is not a rate-limit key; use client-address, header:NAME or peer"] = () => Validate(c => Route(c)["rateLimit"] = new JsonObject { ["key"] = "cookie:x" }),
+        ["'bad name' is not a valid header name"] = () => Validate(c => Route(c)["rateLimit"] = new JsonObject { ["key"] = "header:bad name" }),
+        ["give service or split, not both"] = () => Validate(c => Route(c)["split"] = new JsonArray(new JsonObject { ["service"] = "api", ["weight"] = 1 })),
+        ["give at least one target"] = () => Validate(c =>
+        {
+            Route(c).Remove("service");
+            Route(c)["split"] = new JsonArray();
+        }),
+        ["the weights add up to 0; give at least one target a weight"] = () => Validate(c =>
+        {
+            Route(c).Remove("service");
+            Route(c)["split"] = new JsonArray(new JsonObject { ["service"] = "api", ["weight"] = 0 });
+        }),
+        ["is empty; leave it out to mean every endpoint"] = () => Validate(c =>
+        {
+            Route(c).Remove("service");
+            Route(c)["split"] = new JsonArray(new JsonObject { ["service"] = "api", ["subset"] = "", ["weight"] = 1 });
+        }),
+        ["-1 is out of range; use 0 to 10000"] = () => Validate(c =>
+        {
+            Route(c).Remove("service");
+            Route(c)["split"] = new JsonArray(new JsonObject { ["service"] = "api", ["weight"] = -1 }, new JsonObject { ["service"] = "api", ["weight"] = 1 });
+        }),
+        ["101 is not a percentage from 0 to 100"] = () => Validate(c => Route(c)["mirror"] = new JsonObject { ["service"] = "api", ["percent"] = 101 }),
+        ["delayPercent is set, so give a delay above 0"] = () => Validate(c => Route(c)["fault"] = new JsonObject { ["delayPercent"] = 10 }),
+        ["99 is out of range; use 200 to 599"] = () => Validate(c => Route(c)["fault"] = new JsonObject { ["abortStatus"] = 99, ["abortPercent"] = 10 }),
+        ["11 is out of range; use 0 to 10"] = () => Validate(c => Api(c)["retries"] = new JsonObject { ["attempts"] = 11 }),
+        ["'teapot' is not a retry condition; use connect-failure, reset, 5xx, gateway-error or a status code from 400 to 599"] = () => Validate(c => Api(c)["retries"] = new JsonObject { ["on"] = new JsonArray("teapot") }),
+        ["'UNAVAILABLE' is not a gRPC status; use one of cancelled, unknown, ..."] = () => Validate(c => Api(c)["retries"] = new JsonObject { ["grpcStatuses"] = new JsonArray("UNAVAILABLE") }),
+        ["50 is below backoffBaseMs (100)"] = () => Validate(c => Api(c)["retries"] = new JsonObject { ["backoffBaseMs"] = 100, ["backoffMaxMs"] = 50 }),
+        ["requests wait only for a limit: set maxConcurrentRequests too"] = () => Validate(c => Api(c)["circuitBreaker"] = new JsonObject { ["maxPendingRequests"] = 5 }),
+        ["1.5 is not a ratio from 0 (off) to 1"] = () => Validate(c => Api(c)["circuitBreaker"] = new JsonObject { ["failureRatio"] = 1.5 }),
+        ["1 must be 2 or more"] = () => Validate(c => Api(c)["circuitBreaker"] = new JsonObject { ["minimumThroughput"] = 1 }),
+        ["500 must be above 500"] = () => Validate(c => Api(c)["circuitBreaker"] = new JsonObject { ["samplingMs"] = 500 }),
+        ["150 is out of range; use 0 to 100"] = () => Validate(c => Api(c)["outlierDetection"] = new JsonObject { ["maxEjectionPercent"] = 150 }),
+        ["health checks are for static services; 'consul' services use their provider's checks"] = () => Validate(c =>
+        {
+            ConsulService(c)["healthCheck"] = new JsonObject { ["type"] = "tcp" };
+            c["consul"] = new JsonObject();
+        }),
+        ["'grpc' is not one of: http, tcp"] = () => Validate(c => Api(c)["healthCheck"] = new JsonObject { ["type"] = "grpc" }),
+        ["'healthz' must start with '/' and hold no spaces"] = () => Validate(c => Api(c)["healthCheck"] = new JsonObject { ["path"] = "healthz" }),
+
         // ---- run: sockets ----
         ["listeners[0]: cannot bind http 127.0.0.1:15001: Address already in use"] = () => RunWithPortTakenAsync(admin: false),
         ["cannot bind ..."] = () => RunWithPortTakenAsync(admin: false),

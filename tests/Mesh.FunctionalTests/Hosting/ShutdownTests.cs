@@ -84,10 +84,24 @@ public sealed class ShutdownTests
             Assert.Equal(HttpStatusCode.OK, health.StatusCode);
         }
 
-        // The proxy socket no longer accepts, but the request in flight finishes, and its connection closes after it.
-        using var late = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
-        var refused = await Assert.ThrowsAsync<SocketException>(() => late.ConnectAsync(listener));
-        Assert.Equal(SocketError.ConnectionRefused, refused.SocketErrorCode);
+        // /ready goes 503 first and the proxy socket closes right after it (so a balancer sees the sidecar
+        // leave first): the socket soon refuses, but the request in flight finishes, and its connection closes after it.
+        while (true)
+        {
+            using var late = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
+            try
+            {
+                await late.ConnectAsync(listener, deadline.Token);
+            }
+            catch (SocketException refused)
+            {
+                Assert.Equal(SocketError.ConnectionRefused, refused.SocketErrorCode);
+                break;
+            }
+
+            await Task.Delay(20, deadline.Token);
+        }
+
         Assert.False(disposing.IsCompleted);
 
         release.SetResult();

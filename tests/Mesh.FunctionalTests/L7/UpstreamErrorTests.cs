@@ -28,12 +28,26 @@ public sealed class UpstreamErrorTests
         Assert.Equal(HttpStatusCode.BadGateway, response.StatusCode);
         Assert.Equal("text/plain; charset=utf-8", response.Content.Headers.ContentType?.ToString());
         var body = await response.Content.ReadAsStringAsync();
-        Assert.StartsWith($"service 'users': endpoint 127.0.0.1:{port} failed: ", body, StringComparison.Ordinal);
-        if (!meshClient)
-        {
-            // YARP hands over the socket error itself.
-            Assert.Contains("refused", body, StringComparison.OrdinalIgnoreCase);
-        }
+        // Both clients hand over the socket error itself.
+        Assert.Equal($"service 'users': endpoint 127.0.0.1:{port} failed: Connection refused\n", body);
+    }
+
+    [Fact]
+    public async Task Forward_MeshClientMalformedAnswer_502NamesWhatWasWrong()
+    {
+        // A status of four digits is no HTTP/1.1 status line; the body says so rather than a generic failure.
+        using var upstream = new TcpListener(IPAddress.Loopback, 0);
+        upstream.Start();
+        var port = ((IPEndPoint)upstream.LocalEndpoint).Port;
+        var answered = AnswerOnceAsync(upstream, "HTTP/1.1 2000 OK\r\nContent-Length: 0\r\n\r\n"u8.ToArray());
+        await using var sidecar = await StartAsync(port, meshClient: true, requestTimeoutMs: 100_000);
+        using var client = Clients.Http1();
+
+        using var response = await client.SendAsync(Clients.Get(sidecar.Listener(), "/"));
+
+        Assert.Equal(HttpStatusCode.BadGateway, response.StatusCode);
+        Assert.Equal($"service 'users': endpoint 127.0.0.1:{port} failed: a malformed status line\n", await response.Content.ReadAsStringAsync());
+        await answered.WaitAsync(TimeSpan.FromSeconds(30));
     }
 
     [Theory]
@@ -95,4 +109,23 @@ public sealed class UpstreamErrorTests
             performance = new { meshHttp1Client = meshClient },
         },
         logs: logs);
+
+    private static async Task AnswerOnceAsync(TcpListener listener, byte[] answer)
+    {
+        using var socket = await listener.AcceptSocketAsync();
+        var buffer = new byte[4096];
+        var read = 0;
+        while (read < 4 || !buffer.AsSpan(0, read).EndsWith("\r\n\r\n"u8))
+        {
+            var n = await socket.ReceiveAsync(buffer.AsMemory(read));
+            if (n == 0)
+            {
+                return;
+            }
+
+            read += n;
+        }
+
+        await socket.SendAsync(answer);
+    }
 }
