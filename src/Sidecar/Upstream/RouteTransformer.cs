@@ -136,8 +136,17 @@ internal sealed class RouteTransformer : HttpTransformer
 
     private static void RemoveRequestHeader(HttpRequestMessage request, string name)
     {
-        request.Headers.Remove(name);
-        request.Content?.Headers.Remove(name);
+        // Remove throws for a name that belongs to the other collection (Content-Type on the
+        // request's headers, Authorization on its content's); NonValidated.Contains answers false.
+        if (request.Headers.NonValidated.Contains(name))
+        {
+            request.Headers.Remove(name);
+        }
+
+        if (request.Content is { } content && content.Headers.NonValidated.Contains(name))
+        {
+            content.Headers.Remove(name);
+        }
     }
 
     private static void AddRequestHeader(HttpRequestMessage request, string name, string value)

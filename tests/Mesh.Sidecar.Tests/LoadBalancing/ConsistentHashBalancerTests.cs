@@ -171,6 +171,60 @@ public class ConsistentHashBalancerTests
         Assert.Null(balancer.Pick(null));
     }
 
+    // The ring is a contract between sidecars: every sidecar, of any version, must send a key to
+    // the same endpoint. These placements were computed by an independent implementation (FNV-1a 64
+    // over UTF-16LE, fmix64, 160 points per weight labelled "authority#replica", at most 2^20
+    // points scaled by weight, a key owned by the first point at or after it, wrapping).
+    [Fact]
+    public void Pick_10000KeysOver3Endpoints_PlacesExactlyAsEveryOtherSidecar()
+    {
+        var endpoints = Many(3);
+        var balancer = new ConsistentHashBalancer(endpoints);
+
+        var counts = Count(endpoints, Keys.Select(k => balancer.Pick(k)));
+
+        Assert.Equal([3325, 3208, 3467], counts);
+    }
+
+    [Fact]
+    public void Pick_WeightsAboveTheRingSize_ScaleDownAndPlaceExactlyAsEveryOtherSidecar()
+    {
+        // 13,000 weight units would be 2,080,000 points; the ring keeps 2^20 in proportion.
+        var endpoints = WithWeights(10_000, 3_000);
+        var balancer = new ConsistentHashBalancer(endpoints);
+
+        var counts = Count(endpoints, Keys.Select(k => balancer.Pick(k)));
+
+        Assert.Equal([7714, 2286], counts);
+    }
+
+    [Fact]
+    public void Pick_EndpointWithLongHostName_GetsItsShareAndPlacesExactly()
+    {
+        // A 135-character DNS name (authority 140 characters) is hashed like any other.
+        var host = new string('a', 60) + "." + new string('b', 60) + ".mesh.internal";
+        EndpointState[] endpoints = [Create(9001), Create(9001, address: host)];
+        var balancer = new ConsistentHashBalancer(endpoints);
+
+        var counts = Count(endpoints, Keys.Select(k => balancer.Pick(k)));
+
+        Assert.Equal([4683, 5317], counts);
+    }
+
+    [Fact]
+    public void Pick_KeyOnTheRingsFirstPoint_GoesToThatPointsOwner()
+    {
+        // The lowest point of this ring is 127.0.0.1:9002#n at 146555014923818391; the next one
+        // (176384720632798137) is 127.0.0.1:9001's.
+        var endpoints = Many(3);
+        var balancer = new ConsistentHashBalancer(endpoints);
+
+        Assert.Same(endpoints[1], balancer.Pick(146555014923818391UL));
+        Assert.Same(endpoints[1], balancer.Pick(146555014923818390UL));
+        Assert.Same(endpoints[0], balancer.Pick(146555014923818392UL));
+        Assert.Same(endpoints[1], balancer.Pick(ulong.MaxValue));
+    }
+
     private static string[] Owners(ConsistentHashBalancer balancer) =>
         [.. Keys.Select(k => balancer.Pick(k)!.Authority)];
 }

@@ -1,3 +1,4 @@
+using Mesh.Sidecar.Endpoints;
 using Mesh.Sidecar.LoadBalancing;
 using static Mesh.Sidecar.Tests.LoadBalancing.TestEndpoints;
 
@@ -82,6 +83,25 @@ public class RoundRobinBalancerTests
         var picks = Enumerable.Range(0, 6).Select(_ => Array.IndexOf(endpoints, balancer.Pick(null))).ToArray();
 
         Assert.Equal([0, 1, 0, 0, 1, 0], picks);
+    }
+
+    [Fact]
+    public void Pick_ThousandHeavyEndpointsAndOneLight_SchedulesInProportionAndKeepsTheLightOne()
+    {
+        // 1,000 endpoints of weight 10,000 and one of weight 1: ten million slots scaled to at
+        // most 65,536, where every endpoint keeps at least one slot.
+        var endpoints = WithWeights([.. Enumerable.Repeat(10_000, 1000), 1]);
+        var balancer = new RoundRobinBalancer(endpoints);
+        var counts = new Dictionary<EndpointState, int>(ReferenceEqualityComparer.Instance);
+
+        for (var i = 0; i < 2 * 65_536; i++)
+        {
+            var pick = balancer.Pick(null)!;
+            counts[pick] = counts.GetValueOrDefault(pick) + 1;
+        }
+
+        Assert.InRange(counts.GetValueOrDefault(endpoints[^1]), 1, 3);
+        Assert.All(endpoints[..^1], endpoint => Assert.InRange(counts.GetValueOrDefault(endpoint), 120, 140));
     }
 
     [Fact]

@@ -61,6 +61,20 @@ public class StableHashTests
     }
 
     [Fact]
+    public void Of_NonAsciiKey_HasPinnedValue()
+    {
+        Assert.Equal(8362268574186129028UL, StableHash.Of("Zo\u00eb-\u65e5\u672c"));
+    }
+
+    [Fact]
+    public void Of_KeysDifferingOnlyInACharactersHighByte_Differ()
+    {
+        // Cyrillic 'а' (U+0430) has the low byte of '0' (U+0030): two users must not share a hash.
+        Assert.Equal(9137367099168301367UL, StableHash.Of("user-\u0430"));
+        Assert.Equal(8973738094509514022UL, StableHash.Of("user-0"));
+    }
+
+    [Fact]
     public void Of_Ipv4Address_HashesItsFourBytes()
     {
         Assert.Equal(16337050439785505162UL, StableHash.Of(IPAddress.Parse("127.0.0.1")));
