@@ -63,7 +63,7 @@ internal sealed class JsTestContext : IRequestContext, IResponseContext
 
     public void RemoveHeader(string name) => _headers.RemoveAll(h => string.Equals(h.Key, name, StringComparison.OrdinalIgnoreCase));
 
-    public string? GetQuery(string name) => QueryString.Length == 0 ? null : HttpUtility.ParseQueryString(QueryString)[name];
+    public string? GetQuery(string name) => QueryString.Length == 0 ? null : HttpUtility.ParseQueryString(QueryString).GetValues(name)?[0];
 
     public string? GetCookie(string name)
     {

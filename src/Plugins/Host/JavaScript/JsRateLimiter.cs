@@ -97,6 +97,12 @@ internal sealed class JsRateLimiter
 
         private void Refill(long now)
         {
+            // Another thread may have refilled with a later timestamp than this call read.
+            if (now <= _updated)
+            {
+                return;
+            }
+
             var elapsed = (double)(now - _updated) / Stopwatch.Frequency;
             _updated = now;
             _tokens = Math.Min(_burst, _tokens + (elapsed * _rate));
