@@ -52,6 +52,7 @@ internal static partial class ConfigValidator
         }
 
         ValidatePlugins(options, errors);
+        ValidateJsFilters(options, errors);
 
         if (!KnownLevels.Contains(options.Logging.Level, StringComparer.OrdinalIgnoreCase))
         {

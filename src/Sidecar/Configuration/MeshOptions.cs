@@ -28,6 +28,9 @@ public sealed record MeshOptions
     /// <summary>C# plugin loading.</summary>
     public PluginsOptions Plugins { get; init; } = new();
 
+    /// <summary>JavaScript filters: their directory and per-call limits.</summary>
+    public JsFiltersOptions JsFilters { get; init; } = new();
+
     /// <summary>This sidecar's SPIFFE identity and certificate source (mTLS).</summary>
     public IdentityOptions Identity { get; init; } = new();
 
