@@ -5,8 +5,12 @@
 //
 // A request with "authorization: Bearer <token>" or "<header>: <key>" continues (with x-auth naming
 // how it was let in, and the credential removed so the service never sees it); any other gets 401.
+//
+// @ts-check
+/// <reference path="./mesh-filters.d.ts" />
 
 // Compares without stopping at the first difference, so timing does not reveal how much of a guess was right.
+/** @param {string} a @param {string} b */
 function same(a, b) {
   if (a.length !== b.length) return false;
   let diff = 0;
@@ -14,12 +18,14 @@ function same(a, b) {
   return diff === 0;
 }
 
+/** @param {readonly string[] | undefined} list @param {string} value */
 function known(list, value) {
   let found = false;
   for (const item of list ?? []) found = same(item, value) || found;
   return found;
 }
 
+/** @type {MeshOnRequest<{ tokens?: string[], apiKeys?: string[], header?: string }>} */
 function onRequest(req, ctx) {
   const authorization = req.headers['authorization'];
   if (authorization !== undefined && authorization.startsWith('Bearer ') && known(ctx.config.tokens, authorization.slice(7))) {

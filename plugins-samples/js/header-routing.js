@@ -5,7 +5,11 @@
 //
 // Route entry:
 //   { "name": "header-routing.js", "config": { "tenants": { "acme": "acme-api", "globex": "globex-api" } } }
+//
+// @ts-check
+/// <reference path="./mesh-filters.d.ts" />
 
+/** @type {MeshOnRequest<{ tenants?: Record<string, string> }>} */
 function onRequest(req, ctx) {
   let service = req.service;
 

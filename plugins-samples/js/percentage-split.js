@@ -8,7 +8,11 @@
 // every sidecar and after every restart (ctx.hash is FNV-1a of the UTF-8 text, the same everywhere).
 // Requests without the cookie go to the stable side. "stable": null leaves them, and the other
 // users, on every endpoint of the service.
+//
+// @ts-check
+/// <reference path="./mesh-filters.d.ts" />
 
+/** @type {MeshOnRequest<{ cookie?: string, percent?: number, subset?: string, stable?: string | null }>} */
 function onRequest(req, ctx) {
   const percent = ctx.config.percent ?? 10;
   const canary = ctx.config.subset ?? 'v2';

@@ -6,7 +6,11 @@
 // The caller is the value of the "by" header, else its mTLS identity (req.peer), else its address.
 // The buckets are kept by the sidecar and shared by every engine, so the limit holds across threads
 // and survives edits of this file. "rate" is tokens per second, "burst" the bucket's size.
+//
+// @ts-check
+/// <reference path="./mesh-filters.d.ts" />
 
+/** @type {MeshOnRequest<{ rate?: number, burst?: number, by?: string }>} */
 function onRequest(req, ctx) {
   const rate = ctx.config.rate ?? 10;
   const burst = ctx.config.burst ?? rate;
