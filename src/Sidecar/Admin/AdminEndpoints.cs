@@ -6,13 +6,14 @@ using Mesh.Sidecar.Filters;
 using Mesh.Sidecar.Hosting;
 using Mesh.Sidecar.Listeners;
 using Mesh.Sidecar.Metrics;
+using Mesh.Sidecar.Resilience;
 using Mesh.Sidecar.Security;
 using Mesh.Sidecar.Translation;
 
 namespace Mesh.Sidecar.Admin;
 
 /// <summary>Serves the admin listener. Paths are few and fixed, so a switch beats a router here.</summary>
-internal sealed class AdminEndpoints(MeshStateStore store, ListenerManager listeners, PrometheusExporter exporter, IHostApplicationLifetime lifetime, IdentityAdmin identity, DiscoveryStatusReader discovery, PluginsAdmin plugins)
+internal sealed class AdminEndpoints(MeshStateStore store, ListenerManager listeners, PrometheusExporter exporter, IHostApplicationLifetime lifetime, IdentityAdmin identity, DiscoveryStatusReader discovery, PluginsAdmin plugins, ShutdownDrain drain)
 {
     private static readonly JsonSerializerOptions Json = new(JsonSerializerDefaults.Web) { WriteIndented = true, Encoder = JavaScriptEncoder.UnsafeRelaxedJsonEscaping };
     private static readonly string[] SecretWords = ["token", "password", "secret", "privatekey", "key", "keys", "tokens", "secrets", "passwords"];
@@ -32,6 +33,13 @@ internal sealed class AdminEndpoints(MeshStateStore store, ListenerManager liste
 
     private async Task ReadyAsync(HttpContext context)
     {
+        if (drain.IsDraining)
+        {
+            // Load balancers and health checks see the sidecar leave while its sockets still drain.
+            await Text(context, 503, "not ready: draining\n");
+            return;
+        }
+
         var started = lifetime.ApplicationStarted.IsCancellationRequested && !lifetime.ApplicationStopping.IsCancellationRequested;
         if (!(store.HasState && listeners.AllBound && started))
         {
@@ -104,6 +112,10 @@ internal sealed class AdminEndpoints(MeshStateStore store, ListenerManager liste
                     // Keep-alive connections parked in Mesh's HTTP/1.1 client pool.
                     ["idleConnections"] = endpoint.Http1Pool.IdleCount,
                     ["tags"] = new JsonArray([.. endpoint.Endpoint.Tags.Select(t => (JsonNode?)JsonValue.Create(t))]),
+                    // Resilience (src/Sidecar/Resilience): when an ejection ends, the breaker's state, the last health-check verdict.
+                    ["ejectedUntil"] = endpoint.EjectedUntil?.ToString("O", System.Globalization.CultureInfo.InvariantCulture),
+                    ["breaker"] = cluster.Resilience?.Breaker is null ? null : endpoint.Breaker?.State ?? "closed",
+                    ["healthCheck"] = cluster.Resilience?.HealthChecker is null ? null : !endpoint.Check.Checked ? "pending" : endpoint.Check.Failing ? "failing" : "passing",
                 });
             }
 
@@ -115,10 +127,12 @@ internal sealed class AdminEndpoints(MeshStateStore store, ListenerManager liste
                 ["client"] = cluster.Http1 is null ? "yarp" : "mesh-http1",
                 ["discovery"] = Discovery(discovery.Of(state, cluster.Name)),
                 ["endpoints"] = endpoints,
+                ["resilience"] = ResilienceAdmin.Describe(cluster),
             });
         }
 
         var body = new JsonObject { ["version"] = state.Version, ["listeners"] = listenerList, ["clusters"] = clusters };
+        body["routePolicies"] = ResilienceAdmin.DescribeRoutes(state);
         return Text(context, 200, body.ToJsonString(Json), "application/json");
     }
 

@@ -8,8 +8,8 @@ namespace Mesh.Sidecar.Cli;
 /// <summary>
 /// The GC reads its first-generation budget once, before any managed code runs, and only from the
 /// environment (<c>DOTNET_GCgen0size</c> has no runtimeconfig.json name). So <c>run</c> re-executes
-/// itself once, on Linux, with that variable set: same PID, same arguments and file descriptors, so
-/// supervisors and signals are unaffected. A value the user exported wins and stops the re-exec.
+/// itself once, on Linux, with that variable set: same PID, same name, same arguments and file
+/// descriptors, so supervisors and signals are unaffected. A value the user exported wins and stops the re-exec.
 /// </summary>
 internal static partial class RuntimeRelaunch
 {
@@ -70,7 +70,19 @@ internal static partial class RuntimeRelaunch
         environment.Add($"{MarkerVariable}=1");
         Console.Out.Flush();
         Console.Error.Flush();
-        Execute("/proc/self/exe", argv, environment);
+        Execute(ExecutablePath(), argv, environment);
+    }
+
+    /// <summary>
+    /// The file to re-execute. The kernel names a process after the last part of the path given to
+    /// execve, so <c>/proc/self/exe</c> would turn <c>mesh-sidecar</c> into <c>exe</c> in ps, top,
+    /// <c>ss -p</c> and <c>pgrep -x</c>. The real path keeps the name; <c>/proc/self/exe</c> (always this
+    /// very binary) is the fallback when that file is gone, say replaced by an upgrade.
+    /// </summary>
+    internal static string ExecutablePath()
+    {
+        var path = Environment.ProcessPath;
+        return path is not null && Path.IsPathFullyQualified(path) && File.Exists(path) ? path : "/proc/self/exe";
     }
 
     private static unsafe void Execute(string path, string[] argv, List<string> environment)

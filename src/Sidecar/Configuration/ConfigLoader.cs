@@ -1,6 +1,8 @@
 // Loads sidecar.json, applies MESH__ environment and command-line overrides, and returns options or every problem.
+using System.Buffers;
 using System.Collections;
 using System.Text.Json;
+using System.Text.Unicode;
 
 namespace Mesh.Sidecar.Configuration;
 
@@ -38,12 +40,32 @@ public static class ConfigLoader
     public static ConfigLoadResult Parse(byte[] json, string source, IReadOnlyList<string>? commandLine = null, IDictionary? environment = null)
     {
         ArgumentNullException.ThrowIfNull(json);
+        if (json.AsSpan().StartsWith(Utf8Bom))
+        {
+            // Editors on Windows start UTF-8 files with a byte-order mark; JSON readers of streams skip it too.
+            json = json[Utf8Bom.Length..];
+        }
+
+        // Null, wrong kinds and duplicate keys are only visible in the JSON itself.
+        var fileShape = new List<ConfigError>();
+        if (!Utf8.IsValid(json))
+        {
+            // The JSON reader only notices bad UTF-8 when a string is read, deep inside the loading.
+            return Fail(source, $"the file is not UTF-8 text: {InvalidUtf8At(json)}");
+        }
+
         try
         {
             using var document = JsonDocument.Parse(json, new JsonDocumentOptions { CommentHandling = JsonCommentHandling.Skip, AllowTrailingCommas = true });
             if (document.RootElement.ValueKind != JsonValueKind.Object)
             {
                 return Fail(source, "the config must be a JSON object");
+            }
+
+            if (!ConfigSchema.CheckJson(document.RootElement, fileShape))
+            {
+                // A key twice, or a key holding ':', cannot become a configuration tree like the file's.
+                return new ConfigLoadResult(null, fileShape);
             }
         }
         catch (JsonException ex)
@@ -61,15 +83,19 @@ public static class ConfigLoader
             .AddInMemoryCollection(MatchFileCasing(file, commandLineValues))
             .Build();
         // Filter config objects come from the file's own JSON, which binding would flatten to strings.
-        return FilterConfigJson.Attach(FromConfiguration(root), json, environmentValues.Keys.Concat(commandLineValues.Select(pair => pair.Key)));
+        return FilterConfigJson.Attach(FromConfiguration(root, fileShape), json, environmentValues.Keys.Concat(commandLineValues.Select(pair => pair.Key)));
     }
 
     /// <summary>Checks shape, binds and validates an already built configuration.</summary>
-    public static ConfigLoadResult FromConfiguration(IConfiguration root)
+    public static ConfigLoadResult FromConfiguration(IConfiguration root) => FromConfiguration(root, []);
+
+    private static ConfigLoadResult FromConfiguration(IConfiguration root, List<ConfigError> fileShape)
     {
         ArgumentNullException.ThrowIfNull(root);
-        var errors = new List<ConfigError>();
-        ConfigSchema.Check(root, errors);
+        var errors = fileShape;
+        var shape = new List<ConfigError>();
+        ConfigSchema.Check(root, shape);
+        ConfigSchema.Merge(errors, shape);
         if (errors.Count > 0)
         {
             return new ConfigLoadResult(null, errors);
@@ -79,6 +105,7 @@ public static class ConfigLoader
         try
         {
             options = root.Get<MeshOptions>() ?? new MeshOptions();
+            options = ResilienceConfigDefaults.Apply(root, options);
         }
         catch (InvalidOperationException ex)
         {
@@ -140,7 +167,37 @@ public static class ConfigLoader
 
     private static string FirstSentence(string message)
     {
-        var cut = message.IndexOf(" Path:", StringComparison.Ordinal);
-        return cut > 0 ? message[..cut] : message;
+        // The reader appends its own position (" LineNumber: 0 | BytePositionInLine: 3.") and a path; ours comes first.
+        foreach (var tail in (string[])[" Path:", " LineNumber:"])
+        {
+            var cut = message.IndexOf(tail, StringComparison.Ordinal);
+            if (cut > 0)
+            {
+                message = message[..cut];
+            }
+        }
+
+        return message;
+    }
+
+    private static ReadOnlySpan<byte> Utf8Bom => [0xEF, 0xBB, 0xBF];
+
+    private static string InvalidUtf8At(byte[] json)
+    {
+        Span<char> scratch = stackalloc char[256];
+        var offset = 0;
+        while (true)
+        {
+            var status = Utf8.ToUtf16(json.AsSpan(offset), scratch, out var read, out _, replaceInvalidSequences: false);
+            offset += read;
+            if (status != OperationStatus.DestinationTooSmall)
+            {
+                break;
+            }
+        }
+
+        var line = 1 + json.AsSpan(0, offset).Count((byte)'\n');
+        var column = offset - json.AsSpan(0, offset).LastIndexOf((byte)'\n');
+        return $"invalid byte 0x{json[offset]:X2} at line {line}, column {column}";
     }
 }

@@ -2,6 +2,8 @@
 using System.Collections;
 using System.Globalization;
 using System.Reflection;
+using System.Text.Json;
+using System.Text.Json.Nodes;
 
 namespace Mesh.Sidecar.Configuration;
 
@@ -9,15 +11,26 @@ namespace Mesh.Sidecar.Configuration;
 /// Checks an <see cref="IConfiguration"/> tree against the shape of <see cref="MeshOptions"/> before
 /// binding, because the binder silently ignores unknown keys and stops at the first bad value.
 /// </summary>
-internal static class ConfigSchema
+internal static partial class ConfigSchema
 {
-    public static void Check(IConfiguration root, List<ConfigError> errors)
+    public static void Check(IConfiguration root, List<ConfigError> errors) => Check(root, typeof(MeshOptions), errors);
+
+    /// <summary>Checks <paramref name="root"/> against the options type <paramref name="type"/>.</summary>
+    internal static void Check(IConfiguration root, Type type, List<ConfigError> errors)
     {
+        ArgumentNullException.ThrowIfNull(root);
         foreach (var child in root.GetChildren())
         {
-            CheckProperty(child, typeof(MeshOptions), "", errors);
+            CheckProperty(child, type, "", errors);
         }
     }
+
+    /// <summary>
+    /// True for properties that hold raw JSON for someone else to read (a plugin's <c>config</c>):
+    /// declare them as <see cref="JsonElement"/>, <see cref="JsonNode"/> or <see cref="JsonObject"/>
+    /// and neither shape check walks into them.
+    /// </summary>
+    internal static bool IsOpaque(Type type) => type == typeof(JsonElement) || typeof(JsonNode).IsAssignableFrom(type);
 
     private static void CheckProperty(IConfigurationSection section, Type owner, string parentPath, List<ConfigError> errors)
     {
@@ -40,6 +53,11 @@ internal static class ConfigSchema
     private static void CheckValue(IConfigurationSection section, Type type, string path, List<ConfigError> errors)
     {
         type = Nullable.GetUnderlyingType(type) ?? type;
+        if (IsOpaque(type))
+        {
+            return;
+        }
+
         var children = section.GetChildren().ToList();
         if (IsScalar(type))
         {
@@ -74,7 +92,7 @@ internal static class ConfigSchema
                     continue;
                 }
 
-                CheckValue(child, element, $"{path}[{child.Key}]", errors);
+                CheckItem(child, element, $"{path}[{child.Key}]", errors);
             }
 
             return;
@@ -84,7 +102,7 @@ internal static class ConfigSchema
         {
             foreach (var child in children)
             {
-                CheckValue(child, value, Join(path, child.Key), errors);
+                CheckItem(child, value, Join(path, child.Key), errors);
             }
 
             return;
@@ -94,6 +112,19 @@ internal static class ConfigSchema
         {
             CheckProperty(child, type, path, errors);
         }
+    }
+
+    // A list element or dictionary value with nothing in it would bind to null (a null string in a
+    // list of hosts, say) and reach code that never expects one.
+    private static void CheckItem(IConfigurationSection section, Type type, string path, List<ConfigError> errors)
+    {
+        if (IsScalar(Nullable.GetUnderlyingType(type) ?? type) && section.Value is null && !section.GetChildren().Any())
+        {
+            errors.Add(new ConfigError(path, $"expected {Describe(type)}, found nothing"));
+            return;
+        }
+
+        CheckValue(section, type, path, errors);
     }
 
     private static void CheckScalar(string? value, Type type, string path, List<ConfigError> errors)

@@ -51,6 +51,7 @@ internal static partial class ConfigValidator
             errors.Add(new ConfigError("performance.gcGen0SizeMb", $"{options.Performance.GcGen0SizeMb} is out of range; use 0 (the runtime's choice) to 256"));
         }
 
+        CheckNotNegative(options.Shutdown.DrainTimeoutMs, "shutdown.drainTimeoutMs", errors);
         ValidatePlugins(options, errors);
         ValidateJsFilters(options, errors);
 
@@ -220,7 +221,7 @@ internal static partial class ConfigValidator
 
         if (string.IsNullOrEmpty(route.Service))
         {
-            if (!onlyInbound)
+            if (!onlyInbound && route.Split is null)
             {
                 errors.Add(new ConfigError(path + ".service", "is required (only routes on inbound listeners may leave it out to mean the local app)"));
             }
@@ -232,6 +233,7 @@ internal static partial class ConfigValidator
 
         ValidateMatch(route.Match, path + ".match", errors);
         ValidateTransforms(route.Transforms, path + ".transforms", errors);
+        ValidateRoutePolicy(options, route, path, errors);
         ValidateFilters(route.Filters, path + ".filters", errors);
     }
 
@@ -380,6 +382,8 @@ internal static partial class ConfigValidator
         {
             errors.Add(new ConfigError(path + ".requestTimeoutMs", $"{service.RequestTimeoutMs} must be above 0"));
         }
+
+        ValidateServiceResilience(service, path, errors);
     }
 
     private static bool CheckName(string name, string path, List<ConfigError> errors)

@@ -5,8 +5,10 @@ namespace Mesh.Sidecar.Configuration;
 /// Calls back when the config file's content changes. Polling (every 250 ms by default) is used
 /// instead of FileSystemWatcher because it sees atomic renames, network mounts and Kubernetes
 /// ConfigMap symlink swaps alike; reading a few kilobytes four times a second costs nothing.
+/// Nothing a change handler throws stops the watching: <paramref name="onError"/> hears of it and the
+/// next change is handled as usual (one bad edit must never end hot reload until a restart).
 /// </summary>
-internal sealed class ConfigWatcher(string path, TimeSpan interval, Func<CancellationToken, Task> onChanged)
+internal sealed class ConfigWatcher(string path, TimeSpan interval, Func<CancellationToken, Task> onChanged, Action<Exception>? onError = null)
 {
     private byte[]? _lastContent;
 
@@ -37,7 +39,14 @@ internal sealed class ConfigWatcher(string path, TimeSpan interval, Func<Cancell
                 }
 
                 _lastContent = content;
-                await onChanged(cancellationToken).ConfigureAwait(false);
+                try
+                {
+                    await onChanged(cancellationToken).ConfigureAwait(false);
+                }
+                catch (Exception ex) when (ex is not OperationCanceledException || !cancellationToken.IsCancellationRequested)
+                {
+                    onError?.Invoke(ex);
+                }
             }
         }
         catch (OperationCanceledException)

@@ -25,6 +25,9 @@ public sealed record MeshOptions
     /// <summary>Process-level speed settings (read at start only).</summary>
     public PerformanceOptions Performance { get; init; } = new();
 
+    /// <summary>How SIGTERM and Ctrl-C drain before the process exits.</summary>
+    public ShutdownOptions Shutdown { get; init; } = new();
+
     /// <summary>C# plugin loading.</summary>
     public PluginsOptions Plugins { get; init; } = new();
 
@@ -199,6 +202,21 @@ public sealed record RouteOptions
     /// <summary>Header and path changes applied when this route is taken.</summary>
     public TransformOptions Transforms { get; init; } = new();
 
+    /// <summary>Time allowed to the whole request, every try included; 0 means none. A shorter gRPC <c>grpc-timeout</c> wins.</summary>
+    public int TimeoutMs { get; init; }
+
+    /// <summary>Token-bucket rate limit; excess requests get 429 with <c>Retry-After</c>.</summary>
+    public RateLimitOptions? RateLimit { get; init; }
+
+    /// <summary>Weighted targets used instead of <see cref="Service"/> (canary releases).</summary>
+    public IReadOnlyList<SplitOptions>? Split { get; init; }
+
+    /// <summary>A shadow service that gets a copy of requests; its answers never reach the client.</summary>
+    public MirrorOptions? Mirror { get; init; }
+
+    /// <summary>Fault injection for testing.</summary>
+    public FaultOptions? Fault { get; init; }
+
     /// <summary>Request filters run in order before the request is forwarded.</summary>
     public IReadOnlyList<FilterOptions> Filters { get; init; } = [];
 }
@@ -307,6 +325,18 @@ public sealed record ServiceOptions
     /// <summary>TLS to the endpoints: off, mesh (mTLS to peer sidecars) or tls.</summary>
     public UpstreamTlsOptions Tls { get; init; } = new();
 
+    /// <summary>Retries of failed tries on other endpoints; null means none.</summary>
+    public RetryOptions? Retries { get; init; }
+
+    /// <summary>Concurrency limits and per-endpoint failure-ratio breakers; null means none.</summary>
+    public CircuitBreakerOptions? CircuitBreaker { get; init; }
+
+    /// <summary>Ejection of endpoints after consecutive failures; null means none.</summary>
+    public OutlierDetectionOptions? OutlierDetection { get; init; }
+
+    /// <summary>Active health checks (static discovery only); null means none.</summary>
+    public HealthCheckOptions? HealthCheck { get; init; }
+
     /// <summary>What to read from Consul when <see cref="Discovery"/> is <c>consul</c>.</summary>
     public ConsulServiceOptions? Consul { get; init; }
 }
@@ -385,6 +415,16 @@ public sealed record PerformanceOptions
     /// YARP. <c>false</c> sends everything through YARP.
     /// </summary>
     public bool MeshHttp1Client { get; init; } = true;
+}
+
+/// <summary>Graceful shutdown.</summary>
+public sealed record ShutdownOptions
+{
+    /// <summary>
+    /// How long SIGTERM or Ctrl-C waits for requests and connections in flight before cutting
+    /// them, in milliseconds; <c>0</c> cuts at once. A supervisor's own grace period must be longer.
+    /// </summary>
+    public int DrainTimeoutMs { get; init; } = 15_000;
 }
 
 /// <summary>Listener directions.</summary>

@@ -1,5 +1,4 @@
 // A service at runtime: its endpoints, its balancer and how to talk to it upstream.
-using System.Collections.Concurrent;
 using Mesh.Sidecar.LoadBalancing;
 using Mesh.Sidecar.Security.Tls;
 using Mesh.Sidecar.Upstream.Http1;
@@ -8,7 +7,7 @@ using Yarp.ReverseProxy.Forwarder;
 namespace Mesh.Sidecar.Endpoints;
 
 /// <summary>An immutable runtime service, rebuilt whole when its config or endpoints change.</summary>
-internal sealed class Cluster(
+internal sealed partial class Cluster(
     string name,
     string policy,
     EndpointState[] endpoints,
@@ -25,7 +24,10 @@ internal sealed class Cluster(
 
     public EndpointState[] Endpoints { get; } = endpoints;
 
-    public LoadBalancer Balancer { get; } = balancer;
+    private LoadBalancer _available = balancer;
+
+    /// <summary>The balancer over the endpoints available now (not ejected, failing a health check or behind an open breaker).</summary>
+    public LoadBalancer Balancer => Volatile.Read(ref _available);
 
     /// <summary>Null unless the policy hashes a request attribute.</summary>
     public HashKeySelector? HashKey { get; } = hashKey;
@@ -39,32 +41,4 @@ internal sealed class Cluster(
 
     /// <summary>Set when endpoints are reached over TLS (<c>mesh</c> or <c>tls</c> mode); L4 listeners open TLS with it.</summary>
     public UpstreamTls? Tls { get; } = tls;
-
-    // Subsets that filters rerouted to, built on first use; the cluster is rebuilt (and this emptied) on every endpoint change.
-    private const int MaxCachedSubsets = 64;
-    private readonly ConcurrentDictionary<string, LoadBalancer> _subsets = new(StringComparer.Ordinal);
-
-    /// <summary>
-    /// A balancer (same policy) over the endpoints carrying <paramref name="tag"/>: the subset a filter
-    /// asked for with <c>FilterResult.Reroute(service, subset)</c>. It shares the endpoints' live counts.
-    /// </summary>
-    public LoadBalancer SubsetBalancer(string tag)
-    {
-        if (_subsets.TryGetValue(tag, out var balancer))
-        {
-            return balancer;
-        }
-
-        var members = new List<EndpointState>();
-        foreach (var endpoint in Endpoints)
-        {
-            if (endpoint.Endpoint.Tags.Contains(tag, StringComparer.Ordinal))
-            {
-                members.Add(endpoint);
-            }
-        }
-
-        balancer = LoadBalancer.Create(Policy, [.. members]);
-        return _subsets.Count < MaxCachedSubsets ? _subsets.GetOrAdd(tag, balancer) : balancer;
-    }
 }

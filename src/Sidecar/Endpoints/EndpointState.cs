@@ -8,7 +8,7 @@ namespace Mesh.Sidecar.Endpoints;
 /// The runtime view of a service endpoint. Kept across snapshot swaps (same service, address, port
 /// and weight) so in-flight counts stay true while routing state changes.
 /// </summary>
-internal sealed class EndpointState
+internal sealed partial class EndpointState
 {
     private int _inFlight;
     private long _requests;
@@ -41,9 +41,6 @@ internal sealed class EndpointState
     public long Requests => Interlocked.Read(ref _requests);
 
     public long Failures => Interlocked.Read(ref _failures);
-
-    /// <summary>Health as the data path sees it; discovery only reports healthy endpoints.</summary>
-    public string Health => "healthy";
 
     public void Enter()
     {

@@ -129,7 +129,7 @@ internal sealed partial class MeshRuntime : IAsyncDisposable
     /// <summary>Starts the config-file watcher and the discovery watchers.</summary>
     public void StartWatching(string configPath, byte[] appliedContent, Func<ConfigLoadResult> reload, TimeSpan interval)
     {
-        var watcher = new ConfigWatcher(configPath, interval, ct => ReloadAsync(reload, ct));
+        var watcher = new ConfigWatcher(configPath, interval, ct => ReloadAsync(reload, ct), ex => Rejected(configPath, ex));
         watcher.Seen(appliedContent);
         _background.Add(watcher.RunAsync(_stopping.Token));
         _background.Add(_filters.WatchAsync(_stopping.Token));
@@ -152,6 +152,19 @@ internal sealed partial class MeshRuntime : IAsyncDisposable
             errors = await ApplyAsync(result.Options!, cancellationToken).ConfigureAwait(false);
         }
 
+        Reloaded(errors);
+    }
+
+    // Whatever a reload throws (a loader bug, an apply that failed half-way) is a rejected config
+    // like any other: logged, counted, and the watcher carries on with the next edit.
+    private void Rejected(string configPath, Exception exception)
+    {
+        Log.ReloadFailed(_logger, exception);
+        Reloaded([new ConfigError(configPath, $"{exception.GetType().Name}: {exception.Message}")]);
+    }
+
+    private void Reloaded(IReadOnlyList<ConfigError> errors)
+    {
         _metrics.ConfigReloaded(errors.Count == 0);
         if (errors.Count == 0)
         {
@@ -164,7 +177,10 @@ internal sealed partial class MeshRuntime : IAsyncDisposable
             Log.ConfigRejected(_logger, error.Path, error.Message);
         }
 
-        Log.KeptLastGood(_logger, _store.Current.Version);
+        if (_store.HasState)
+        {
+            Log.KeptLastGood(_logger, _store.Current.Version);
+        }
     }
 
     // Later providers (Consul) publish on their own schedule; each snapshot re-translates the current config.
@@ -250,6 +266,9 @@ internal sealed partial class MeshRuntime : IAsyncDisposable
 
         [LoggerMessage(2003, LogLevel.Warning, "Keeping the last good configuration (state version {Version})")]
         public static partial void KeptLastGood(ILogger logger, long version);
+
+        [LoggerMessage(2005, LogLevel.Debug, "The configuration reload failed with an exception")]
+        public static partial void ReloadFailed(ILogger logger, Exception exception);
 
         [LoggerMessage(2004, LogLevel.Information, "Discovery provider {Provider} published snapshot {SnapshotVersion}")]
         public static partial void DiscoveryApplied(ILogger logger, string provider, long snapshotVersion);

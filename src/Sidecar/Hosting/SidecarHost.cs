@@ -13,6 +13,7 @@ using Mesh.Sidecar.L4;
 using Mesh.Sidecar.L7;
 using Mesh.Sidecar.Listeners;
 using Mesh.Sidecar.Metrics;
+using Mesh.Sidecar.Resilience;
 using Mesh.Sidecar.Security;
 using Mesh.Sidecar.Security.Authorization;
 using Mesh.Sidecar.Security.Identity;
@@ -109,7 +110,7 @@ internal static class SidecarHost
             kestrel.AllowAlternateSchemes = true;
         });
         builder.Services.Configure<SocketTransportOptions>(sockets => sockets.UnsafePreferInlineScheduling = inline);
-        builder.Services.Configure<HostOptions>(host => host.ShutdownTimeout = TimeSpan.FromSeconds(15));
+        builder.Services.Configure<HostOptions>(host => host.ShutdownTimeout = TimeSpan.FromMilliseconds(options.Shutdown.DrainTimeoutMs));
         // Signals belong to the command line, which cancels and disposes the sidecar; the console
         // lifetime would block SIGTERM until the host is disposed, which never happens then.
         builder.Services.AddSingleton<IHostLifetime, CommandLineLifetime>();
@@ -137,6 +138,7 @@ internal static class SidecarHost
         services.AddSingleton<ConnectionHook>();
         services.AddSingleton<L4DataPath>();
         services.AddMeshSecurity();
+        services.AddMeshResilience();
         services.AddSingleton<ListenerManager>();
         services.AddSingleton<MeshRuntime>(sp => new MeshRuntime(
             sp.GetRequiredService<MeshStateStore>(),
@@ -164,6 +166,8 @@ internal static class SidecarHost
         services.AddSingleton<PluginsAdmin>();
         services.AddSingleton<AdminEndpoints>();
         services.AddSingleton<HttpDataPath>();
+        services.AddSingleton<ShutdownDrain>();
+        services.AddSingleton<UpstreamErrors>();
 
         launch.ConfigureServices?.Invoke(services);
 
@@ -177,16 +181,20 @@ internal static class SidecarHost
     {
         listen.Protocols = protocols;
         var metrics = listen.ApplicationServices.GetRequiredService<MeshMetrics>();
+        var drain = listen.ApplicationServices.GetRequiredService<ShutdownDrain>();
         listen.Use(next => async connection =>
         {
-            var name = connection.Features.Get<MeshListenerFeature>()?.Name ?? "";
+            var feature = connection.Features.Get<MeshListenerFeature>();
+            var name = feature?.Name ?? "";
             metrics.ConnectionOpened(name);
+            drain.ConnectionOpened(connection, admin: feature is null || feature.Kind == ListenerKind.Admin);
             try
             {
                 await next(connection).ConfigureAwait(false);
             }
             finally
             {
+                drain.ConnectionClosed(connection);
                 metrics.ConnectionClosed(name);
             }
         });
@@ -205,7 +213,9 @@ internal static class SidecarHost
         var framework = level == LogLevel.Trace ? LogLevel.Trace : LogLevel.Warning;
         logging.AddFilter("Microsoft", framework);
         logging.AddFilter("Yarp", framework);
-        logging.AddFilter("Microsoft.Hosting.Lifetime", LogLevel.Information);
+        // Kestrel's lifetime lines name its virtual endpoints (http://mesh-http1), not addresses anyone
+        // can use, and come before Mesh binds its sockets; `run` prints the real addresses instead.
+        logging.AddFilter("Microsoft.Hosting.Lifetime", LogLevel.Warning);
         // With this category enabled at any level, ASP.NET Core starts an Activity and a log scope
         // for every request; Mesh has its own access log, so only tracing turns it on.
         logging.AddFilter("Microsoft.AspNetCore.Hosting.Diagnostics", level == LogLevel.Trace ? LogLevel.Trace : LogLevel.None);
@@ -250,20 +260,59 @@ internal sealed class RunningSidecar(WebApplication app) : IAsyncDisposable
 
     public Uri AdminUri => new($"http://{EndpointOf(ListenerManager.AdminKey)}");
 
+    /// <summary>Each listener's real address and protocol, for the line that says Mesh is running: <c>| out: http on 127.0.0.1:15001</c>.</summary>
+    public string DescribeListeners()
+    {
+        var bound = Listeners.BoundEndpoints;
+        var text = new System.Text.StringBuilder();
+        foreach (var listener in State.Current.Options.Listeners)
+        {
+            if (bound.TryGetValue(listener.Name, out var endpoint))
+            {
+                text.Append(text.Length == 0 ? "| " : " | ").Append(listener.Name).Append(": ").Append(listener.Protocol).Append(" on ").Append(endpoint);
+            }
+        }
+
+        return text.ToString();
+    }
+
     public Task WaitForShutdownAsync(CancellationToken cancellationToken = default) => App.WaitForShutdownAsync(cancellationToken);
 
-    /// <summary>How long shutdown waits for open connections (Kestrel uses the same, via HostOptions).</summary>
-    public static TimeSpan DrainDeadline { get; } = TimeSpan.FromSeconds(15);
+    /// <summary>The drain deadline in force: <c>shutdown.drainTimeoutMs</c> of the config serving now (it follows reloads).</summary>
+    public TimeSpan DrainDeadline => TimeSpan.FromMilliseconds(State.HasState ? State.Current.Options.Shutdown.DrainTimeoutMs : 0);
+
+    // After a complete drain, the admin connections (a scrape in flight) get this long to finish.
+    private static readonly TimeSpan AdminGrace = TimeSpan.FromSeconds(2);
+
+    private int _disposed;
 
     public async ValueTask DisposeAsync()
     {
-        // Leave Consul first, then give peers the grace period to stop sending here.
+        if (Interlocked.Exchange(ref _disposed, 1) != 0)
+        {
+            return;
+        }
+
+        // /ready answers 503 from this moment. Leave Consul first, then give peers the grace period
+        // to stop sending here, still serving; the drain comes after.
+        var drain = App.Services.GetRequiredService<ShutdownDrain>();
+        drain.BeginLeaving();
         await App.Services.GetRequiredService<ConsulRegistration>().DeregisterAsync().ConfigureAwait(false);
-        // Stop reloading and accepting; let Kestrel drain in-flight requests and L4 connections
-        // close by themselves, both up to the drain deadline; then cut what is left and free the sockets.
+
+        // Stop reloading first: a reload must not bind sockets while the drain closes them.
         await App.Services.GetRequiredService<MeshRuntime>().DisposeAsync().ConfigureAwait(false);
-        await Listeners.StopAcceptingAsync().ConfigureAwait(false);
-        await Task.WhenAll(App.StopAsync(CancellationToken.None), Listeners.DrainAsync(DrainDeadline)).ConfigureAwait(false);
+
+        // /ready turns 503 and proxy sockets stop accepting while admin still answers; open requests
+        // and connections get up to the deadline to finish.
+        var drained = await App.Services.GetRequiredService<ShutdownDrain>().DrainAsync(Listeners, DrainDeadline).ConfigureAwait(false);
+
+        // Kestrel closes the admin connections, and past the deadline aborts whatever HTTP is left at once;
+        // disposing the listeners then cuts the remaining L4 connections and frees the sockets.
+        using (var stop = new CancellationTokenSource(drained ? AdminGrace : TimeSpan.Zero))
+        {
+            await App.StopAsync(stop.Token).ConfigureAwait(false);
+        }
+
         await Listeners.DisposeAsync().ConfigureAwait(false);
         await App.DisposeAsync().ConfigureAwait(false);
     }

@@ -228,11 +228,14 @@ internal sealed partial class L4DataPath(
     private readonly record struct Upstream(Socket Socket, EndpointState Endpoint);
 
     // Picks by the balancer (hashing the client address where the policy hashes), then walks the
-    // other endpoints on connect failure: nothing has been relayed yet, so retrying is safe.
+    // other endpoints on connect failure: nothing has been relayed yet, so retrying is safe. Only
+    // available endpoints are tried, and outlier detection hears of each connect's outcome.
     private async Task<Upstream?> ConnectAsync(Cluster cluster, IPAddress client, string listener, TimeSpan timeout, CancellationToken stopping)
     {
-        var endpoints = cluster.Endpoints;
-        var first = cluster.Balancer.Pick(cluster.Balancer.UsesHash ? StableHash.Of(client) : null);
+        var balancer = cluster.Balancer;
+        var endpoints = balancer.Endpoints;
+        var outlier = cluster.Resilience?.Outlier;
+        var first = balancer.Pick(balancer.UsesHash ? StableHash.Of(client) : null);
         if (first is null)
         {
             return null;
@@ -249,11 +252,13 @@ internal sealed partial class L4DataPath(
             {
                 await socket.ConnectAsync(endpoint.Endpoint.Address, endpoint.Endpoint.Port, deadline.Token).ConfigureAwait(false);
                 endpoint.Enter();
+                outlier?.Success(endpoint);
                 return new Upstream(socket, endpoint);
             }
             catch (Exception ex) when (ex is SocketException or OperationCanceledException && !stopping.IsCancellationRequested)
             {
                 socket.Dispose();
+                outlier?.Failure(cluster, endpoint);
                 metrics.L4ConnectFailure(listener, cluster.Name);
                 Log.ConnectFailed(logger, listener, endpoint.Authority, ex.Message);
             }

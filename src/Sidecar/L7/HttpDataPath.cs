@@ -4,8 +4,10 @@ using Mesh.Plugins;
 using Mesh.Sidecar.Admin;
 using Mesh.Sidecar.Endpoints;
 using Mesh.Sidecar.Filters;
+using Mesh.Sidecar.Hosting;
 using Mesh.Sidecar.Listeners;
 using Mesh.Sidecar.Metrics;
+using Mesh.Sidecar.Resilience;
 using Mesh.Sidecar.Routing;
 using Mesh.Sidecar.Security;
 using Mesh.Sidecar.Security.Authorization;
@@ -30,8 +32,11 @@ internal sealed partial class HttpDataPath(
     AdminEndpoints admin,
     SecurityRuntime security,
     SecurityMetrics securityMetrics,
+    ResilientForwarder resilience,
     ILoggerFactory loggerFactory,
-    ConsulIntentionsCheck intentions)
+    ConsulIntentionsCheck intentions,
+    ShutdownDrain drain,
+    UpstreamErrors upstreamErrors)
 {
     private readonly ILogger _accessLog = loggerFactory.CreateLogger("Mesh.AccessLog");
 
@@ -51,6 +56,11 @@ internal sealed partial class HttpDataPath(
     {
         var started = Stopwatch.GetTimestamp();
         var state = store.Current;
+        using var inFlight = drain.TrackRequest();
+        if (drain.IsClosingConnections)
+        {
+            ShutdownDrain.CloseAfterResponse(context);
+        }
 
         // 1a. Request check: header names must be tokens and values free of CR, LF and NUL (HTTP/2 lets them through), else 400 on both upstream paths.
         if (HttpSyntax.FindInvalidRequestHeader(context.Request.Headers) is not null)
@@ -114,6 +124,21 @@ internal sealed partial class HttpDataPath(
             var clusterId = route.ClusterId;
             string? subset = null;
 
+            // 2b. Traffic policy (src/Sidecar/Resilience): rate limit (429), fault injection, then the weighted split's service or subset.
+            if (route.Policy is { } traffic)
+            {
+                if (traffic.Admits && !await resilience.AdmitAsync(context, traffic).ConfigureAwait(false))
+                {
+                    Completed(context, route, started);
+                    return;
+                }
+
+                if (traffic.Split is not null)
+                {
+                    (clusterId, subset) = resilience.Split(traffic);
+                }
+            }
+
             // 3. Filters: the route's ordered chain may answer now or pick another service or subset.
             if (!route.Filters.IsEmpty)
             {
@@ -146,7 +171,7 @@ internal sealed partial class HttpDataPath(
                 return;
             }
 
-            // 5. Load balancer: one endpoint for this request (among the subset's endpoints when a filter chose one).
+            // 5. Load balancer: one endpoint for this request (among the subset's endpoints when the split or a filter chose one).
             var balancer = subset is null ? cluster.Balancer : cluster.SubsetBalancer(subset);
             var endpoint = balancer.Pick(cluster.HashKey?.Compute(context));
             if (endpoint is null)
@@ -159,16 +184,25 @@ internal sealed partial class HttpDataPath(
             // 6. Upstream: forward with the route's transforms over the cluster's shared client.
             // Inline rather than a helper method: one async state machine per request, not two.
             var error = ForwarderError.None;
-            endpoint.Enter();
-            try
+            if (ResilientForwarder.Applies(route, cluster))
             {
-                error = cluster.Http1 is { } http1 && Http1Forwarder.CanForward(context)
-                    ? await http1Forwarder.SendAsync(context, endpoint, http1, route.Transformer).ConfigureAwait(false)
-                    : await forwarder.SendAsync(context, endpoint.DestinationPrefix, cluster.Invoker, cluster.RequestConfig, route.Transformer).ConfigureAwait(false);
+                // 6r. Resilience (src/Sidecar/Resilience): concurrency limit, route and per-try timeouts, retries on
+                // other endpoints behind a response gate, per-endpoint breakers, outlier detection, the mirror.
+                (error, endpoint) = await resilience.ForwardAsync(context, state, route, cluster, subset, endpoint).ConfigureAwait(false);
             }
-            finally
+            else
             {
-                endpoint.Leave(error != ForwarderError.None);
+                endpoint.Enter();
+                try
+                {
+                    error = cluster.Http1 is { } http1 && Http1Forwarder.CanForward(context)
+                        ? await http1Forwarder.SendAsync(context, endpoint, http1, route.Transformer).ConfigureAwait(false)
+                        : await forwarder.SendAsync(context, endpoint.DestinationPrefix, cluster.Invoker, cluster.RequestConfig, route.Transformer).ConfigureAwait(false);
+                }
+                finally
+                {
+                    endpoint.Leave(error != ForwarderError.None);
+                }
             }
 
             if (error != ForwarderError.None)
@@ -178,6 +212,11 @@ internal sealed partial class HttpDataPath(
                 {
                     // YARP answered 502 without a body; say which identity the peer had and which was expected.
                     await RespondAsync(context, StatusCodes.Status502BadGateway, refused.Message + "\n").ConfigureAwait(false);
+                }
+                else
+                {
+                    // 7. Upstream errors: a 502 or 504 not yet sent gets a body naming the service and the reason.
+                    await upstreamErrors.RespondAsync(context, route.ServiceName, cluster, endpoint, error).ConfigureAwait(false);
                 }
             }
 

@@ -50,7 +50,6 @@ internal sealed partial class ListenerManager : IAsyncDisposable
     private readonly List<BoundSocket> _retired = [];
     private int _disposed;
     private int _l4Active;
-    private TaskCompletionSource? _drained;
 
     public ListenerManager(
         IOptions<SocketTransportOptions> socketOptions,
@@ -360,36 +359,11 @@ internal sealed partial class ListenerManager : IAsyncDisposable
     private void L4Closed(string listener)
     {
         _metrics.L4Closed(listener);
-        if (Interlocked.Decrement(ref _l4Active) == 0)
-        {
-            Volatile.Read(ref _drained)?.TrySetResult();
-        }
+        Interlocked.Decrement(ref _l4Active);
     }
 
-    /// <summary>
-    /// Stops accepting, then waits up to <paramref name="deadline"/> for open L4 connections to
-    /// close by themselves; whatever is still open afterwards is cut by <see cref="DisposeAsync"/>.
-    /// (L7 connections drain in Kestrel's own shutdown.)
-    /// </summary>
-    public async Task DrainAsync(TimeSpan deadline)
-    {
-        await StopAcceptingAsync().ConfigureAwait(false);
-        var drained = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
-        Volatile.Write(ref _drained, drained);
-        if (Volatile.Read(ref _l4Active) == 0)
-        {
-            return;
-        }
-
-        try
-        {
-            await drained.Task.WaitAsync(deadline).ConfigureAwait(false);
-        }
-        catch (TimeoutException)
-        {
-            Log.DrainTimedOut(_logger, Volatile.Read(ref _l4Active), deadline.TotalSeconds);
-        }
-    }
+    /// <summary>Open L4 connections on every listener (the drain waits for them).</summary>
+    public int ActiveL4Connections => Volatile.Read(ref _l4Active);
 
     // Stage 2, protocol detection: peek the first bytes and give the connection to Kestrel's HTTP/1
     // or HTTP/2 pipeline, or (auto listeners) to the L4 path for TLS and anything else.
@@ -491,6 +465,18 @@ internal sealed partial class ListenerManager : IAsyncDisposable
         foreach (var socket in Volatile.Read(ref _bound).Values)
         {
             await socket.StopAcceptingAsync().ConfigureAwait(false);
+        }
+    }
+
+    /// <summary>Closes the proxy listening sockets; the admin socket keeps answering (a drain's <c>/ready</c> says 503).</summary>
+    public async Task StopAcceptingProxiesAsync()
+    {
+        foreach (var (key, socket) in Volatile.Read(ref _bound))
+        {
+            if (key != AdminKey)
+            {
+                await socket.StopAcceptingAsync().ConfigureAwait(false);
+            }
         }
     }
 
@@ -617,9 +603,6 @@ internal sealed partial class ListenerManager : IAsyncDisposable
 
         [LoggerMessage(1003, LogLevel.Warning, "Accept failed on listener {Listener}")]
         public static partial void AcceptFailed(ILogger logger, string listener, Exception exception);
-
-        [LoggerMessage(1005, LogLevel.Warning, "Shutdown: {Count} L4 connections still open after the {Seconds} s drain deadline are closed")]
-        public static partial void DrainTimedOut(ILogger logger, int count, double seconds);
 
         [LoggerMessage(1004, LogLevel.Debug, "Connection on listener {Listener} closed during protocol detection: {Reason}")]
         public static partial void DetectionFailed(ILogger logger, string listener, string reason);

@@ -31,6 +31,9 @@ internal sealed class CompiledRoute
 
     public FilterChain Filters { get; init; } = FilterChain.Empty;
 
+    /// <summary>Timeout, rate limit, split, mirror and fault (src/Sidecar/Resilience); null when the route has none.</summary>
+    public Mesh.Sidecar.Resilience.RoutePolicy? Policy { get; init; }
+
     public bool Matches(HttpRequest request) => Matches(request, HostWithoutPort(request.Host.Value));
 
     /// <summary>Checks every condition; <paramref name="host"/> is the Host header without its port.</summary>

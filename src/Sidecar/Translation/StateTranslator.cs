@@ -2,6 +2,7 @@
 using Mesh.Discovery;
 using Mesh.Plugins;
 using Mesh.Sidecar.Configuration;
+using Mesh.Sidecar.Resilience;
 using Mesh.Sidecar.Endpoints;
 using Mesh.Sidecar.Filters;
 using Mesh.Sidecar.Upstream.Http1;
@@ -19,7 +20,7 @@ namespace Mesh.Sidecar.Translation;
 /// for the endpoints of the services that name it, and keeps endpoint objects (and their in-flight
 /// counts) when an endpoint is unchanged.
 /// </summary>
-internal sealed class StateTranslator(UpstreamClients clients, UpstreamTlsClients tlsClients)
+internal sealed class StateTranslator(UpstreamClients clients, UpstreamTlsClients tlsClients, ResilienceRuntime? resilience = null)
 {
     /// <summary>Cluster-id prefix of the local app, which inbound listeners deliver to.</summary>
     public const string LocalClusterPrefix = "inbound:";
@@ -37,7 +38,7 @@ internal sealed class StateTranslator(UpstreamClients clients, UpstreamTlsClient
         foreach (var (name, service) in options.Services)
         {
             var endpoints = catalogs.TryGetValue(service.Discovery, out var catalog) ? catalog.Current.EndpointsOf(name) : [];
-            clusters[name] = BuildCluster(name, service, endpoints, previous, options.Performance.MeshHttp1Client, tlsClients.For(name, service, options));
+            clusters[name] = BuildCluster(name, service, endpoints, previous, options.Performance.MeshHttp1Client, tlsClients.For(name, service, options), resilience?.ForService(name, service));
         }
 
         var localId = LocalClusterPrefix + options.Service.Name;
@@ -68,8 +69,8 @@ internal sealed class StateTranslator(UpstreamClients clients, UpstreamTlsClient
                 var applies = route.Listeners.Count == 0 ? !inbound : route.Listeners.Contains(listener.Name);
                 if (applies)
                 {
-                    var clusterId = string.IsNullOrEmpty(route.Service) ? localId : route.Service;
-                    compiled.Add(Compile(route, clusterId, filters.ChainFor(route.Name)));
+                    var clusterId = string.IsNullOrEmpty(route.Service) ? route.Split is { Count: > 0 } split ? split[0].Service : localId : route.Service;
+                    compiled.Add(Compile(route, clusterId, filters.ChainFor(route.Name), resilience?.ForRoute(route)));
                 }
             }
 
@@ -100,7 +101,7 @@ internal sealed class StateTranslator(UpstreamClients clients, UpstreamTlsClient
         return new L4Routes(listener, defaultCluster, [.. sni]);
     }
 
-    private Cluster BuildCluster(string name, ServiceOptions service, IReadOnlyList<ServiceEndpoint> endpoints, MeshState? previous, bool meshHttp1, UpstreamTls? tls = null)
+    private Cluster BuildCluster(string name, ServiceOptions service, IReadOnlyList<ServiceEndpoint> endpoints, MeshState? previous, bool meshHttp1, UpstreamTls? tls = null, ServiceResilience? policies = null)
     {
         var states = new EndpointState[endpoints.Count];
         EndpointState[] old = previous is not null && previous.Clusters.TryGetValue(name, out var oldCluster) ? oldCluster.Endpoints : [];
@@ -111,7 +112,7 @@ internal sealed class StateTranslator(UpstreamClients clients, UpstreamTlsClient
 
         var policy = service.LoadBalancing.Policy;
         var hashKey = policy == LoadBalancingPolicies.ConsistentHash && service.LoadBalancing.Hash is { } hash ? new HashKeySelector(hash) : null;
-        return new Cluster(
+        var cluster = new Cluster(
             name,
             policy,
             states,
@@ -121,7 +122,14 @@ internal sealed class StateTranslator(UpstreamClients clients, UpstreamTlsClient
             tls?.RequestConfig ?? UpstreamClients.RequestConfig(service.Protocol, service.RequestTimeoutMs),
             // TLS services (mesh, tls) go through YARP, whose handler carries the TLS session.
             meshHttp1 && service.Protocol == UpstreamProtocols.Http1 && tls is null ? new Http1Settings(service.ConnectTimeoutMs, service.RequestTimeoutMs) : null,
-            tls);
+            tls)
+        {
+            Resilience = policies,
+        };
+
+        // Endpoints out of rotation (ejected, failing checks, open breakers) stay out in the new snapshot.
+        cluster.Activate();
+        return cluster;
     }
 
     private static EndpointState? Reuse(EndpointState[] old, ServiceEndpoint endpoint)
@@ -138,14 +146,14 @@ internal sealed class StateTranslator(UpstreamClients clients, UpstreamTlsClient
         return null;
     }
 
-    private static CompiledRoute Compile(RouteOptions route, string clusterId, FilterChain filters)
+    private static CompiledRoute Compile(RouteOptions route, string clusterId, FilterChain filters, RoutePolicy? policy)
     {
         var match = route.Match;
         return new CompiledRoute
         {
             Name = route.Name,
             ClusterId = clusterId,
-            ServiceName = clusterId.StartsWith(LocalClusterPrefix, StringComparison.Ordinal) ? clusterId[LocalClusterPrefix.Length..] : clusterId,
+            ServiceName = route.Split is { Count: > 0 } targets ? SplitName(targets) : clusterId.StartsWith(LocalClusterPrefix, StringComparison.Ordinal) ? clusterId[LocalClusterPrefix.Length..] : clusterId,
             Hosts = [.. match.Hosts.Select(h => new HostMatcher(h))],
             Path = match.Path is null ? null : PathMatcher.Create(match.Path),
             Methods = [.. match.Methods],
@@ -154,6 +162,10 @@ internal sealed class StateTranslator(UpstreamClients clients, UpstreamTlsClient
             Cookies = [.. match.Cookies.Select(c => new ValueMatcher(c))],
             Transformer = new RouteTransformer(route.Transforms),
             Filters = filters,
+            Policy = policy,
         };
     }
+
+    // A split route's service label: its services, each once, in config order ("api" for a canary of api's subsets).
+    private static string SplitName(IReadOnlyList<SplitOptions> targets) => string.Join('+', targets.Select(t => t.Service).Distinct(StringComparer.Ordinal));
 }

@@ -1,66 +1,87 @@
-// `mesh-sidecar run` as a real process: it re-executes itself once with the GC budget, keeping its PID and answering signals.
-using System.Diagnostics;
+// `mesh-sidecar run` as a real process: it re-executes itself once with the GC budget, keeping its PID, its name and answering signals.
+using System.Globalization;
 using System.Text.RegularExpressions;
 
 namespace Mesh.FunctionalTests.Cli;
 
 public sealed partial class RelaunchTests
 {
-    private static readonly TimeSpan Deadline = TimeSpan.FromSeconds(60);
-
     [Theory]
     [InlineData(4, "400000")]
     [InlineData(16, "1000000")]
     public async Task Run_AsAProcess_ReExecsWithGen0BudgetKeepsPidAndStopsOnSigterm(int gen0Mb, string expectedHex)
     {
-        using var process = Start(gen0Mb);
-        try
+        using var process = SidecarProcess.StartAppHost("run", "--config", WriteConfig(gen0Mb));
+        var admin = await ReadAdminAddressAsync(process);
+
+        // Same PID as the process we started, now carrying the variables the GC reads at start.
+        var variables = (await File.ReadAllTextAsync($"/proc/{process.Id}/environ")).Split('\0');
+        Assert.Contains($"DOTNET_GCgen0size={expectedHex}", variables);
+        Assert.Contains("MESH_RELAUNCHED=1", variables);
+
+        using var client = new HttpClient { Timeout = SidecarProcess.Deadline };
+        Assert.Equal("ready", (await client.GetStringAsync(new Uri(admin, "/ready"))).Trim());
+
+        // SIGTERM reaches the re-executed process, which drains and exits 0.
+        await process.SignalAsync("TERM");
+        Assert.Equal(0, await process.WaitForExitAsync());
+    }
+
+    [Fact]
+    public async Task Run_AfterReExec_KeepsItsProcessName()
+    {
+        using var process = SidecarProcess.StartAppHost("run", "--config", WriteConfig(4));
+        await ReadAdminAddressAsync(process);
+        Assert.Contains("MESH_RELAUNCHED=1", (await File.ReadAllTextAsync($"/proc/{process.Id}/environ")).Split('\0'));
+
+        // ps, top, ss -p and pgrep read the kernel's name for the process: still mesh-sidecar, not "exe".
+        Assert.Equal("mesh-sidecar", (await File.ReadAllTextAsync($"/proc/{process.Id}/comm")).Trim());
+        Assert.Contains(process.Id, PgrepExact("mesh-sidecar"));
+    }
+
+    // What `pgrep -x NAME` does (procps is not on every machine): every PID whose kernel name is NAME.
+    private static List<int> PgrepExact(string name)
+    {
+        var found = new List<int>();
+        foreach (var directory in Directory.EnumerateDirectories("/proc"))
         {
-            var admin = await ReadAdminAddressAsync(process);
-
-            // Same PID as the process we started, now carrying the variables the GC reads at start.
-            var environment = await File.ReadAllTextAsync($"/proc/{process.Id}/environ");
-            var variables = environment.Split('\0');
-            Assert.Contains($"DOTNET_GCgen0size={expectedHex}", variables);
-            Assert.Contains("MESH_RELAUNCHED=1", variables);
-
-            using var client = new HttpClient { Timeout = Deadline };
-            Assert.Equal("ready", (await client.GetStringAsync(new Uri(admin, "/ready"))).Trim());
-
-            // SIGTERM reaches the re-executed process, which drains and exits 0.
-            using (var kill = Process.Start("kill", ["-TERM", process.Id.ToString(System.Globalization.CultureInfo.InvariantCulture)]))
+            if (int.TryParse(Path.GetFileName(directory), NumberStyles.None, CultureInfo.InvariantCulture, out var pid))
             {
-                await kill.WaitForExitAsync().WaitAsync(Deadline);
-            }
-
-            await process.WaitForExitAsync().WaitAsync(Deadline);
-            Assert.Equal(0, process.ExitCode);
-        }
-        finally
-        {
-            if (!process.HasExited)
-            {
-                process.Kill();
+                try
+                {
+                    if (File.ReadAllText(Path.Combine(directory, "comm")).Trim() == name)
+                    {
+                        found.Add(pid);
+                    }
+                }
+                catch (IOException)
+                {
+                    // Exited meanwhile.
+                }
             }
         }
+
+        return found;
+    }
+
+    [Fact]
+    public async Task Run_UnderTheDotnetHost_ReExecsTheHost()
+    {
+        var dll = Path.Combine(AppContext.BaseDirectory, "mesh-sidecar.dll");
+        using var process = SidecarProcess.Start("dotnet", dll, "run", "--config", WriteConfig(4));
+        await ReadAdminAddressAsync(process);
+        Assert.Contains("MESH_RELAUNCHED=1", (await File.ReadAllTextAsync($"/proc/{process.Id}/environ")).Split('\0'));
+        Assert.Equal("dotnet", (await File.ReadAllTextAsync($"/proc/{process.Id}/comm")).Trim());
     }
 
     [Fact]
     public async Task Run_Gen0SizeZero_DoesNotReExec()
     {
-        using var process = Start(0);
-        try
-        {
-            await ReadAdminAddressAsync(process);
-            var variables = (await File.ReadAllTextAsync($"/proc/{process.Id}/environ")).Split('\0');
-            Assert.DoesNotContain("MESH_RELAUNCHED=1", variables);
-            Assert.DoesNotContain(variables, v => v.StartsWith("DOTNET_GCgen0size=", StringComparison.Ordinal));
-        }
-        finally
-        {
-            process.Kill();
-            await process.WaitForExitAsync().WaitAsync(Deadline);
-        }
+        using var process = SidecarProcess.StartAppHost("run", "--config", WriteConfig(0));
+        await ReadAdminAddressAsync(process);
+        var variables = (await File.ReadAllTextAsync($"/proc/{process.Id}/environ")).Split('\0');
+        Assert.DoesNotContain("MESH_RELAUNCHED=1", variables);
+        Assert.DoesNotContain(variables, v => v.StartsWith("DOTNET_GCgen0size=", StringComparison.Ordinal));
     }
 
     [Fact]
@@ -73,7 +94,7 @@ public sealed partial class RelaunchTests
         Assert.Equal(0, properties.GetProperty("System.Threading.ThreadPool.UnfairSemaphoreSpinLimit").GetInt32());
     }
 
-    private static Process Start(int gen0Mb)
+    private static string WriteConfig(int gen0Mb)
     {
         var config = Path.Combine(Directory.CreateTempSubdirectory("mesh-relaunch-").FullName, "sidecar.json");
         File.WriteAllText(config, $$"""
@@ -85,33 +106,11 @@ public sealed partial class RelaunchTests
               "performance": { "gcGen0SizeMb": {{gen0Mb}} }
             }
             """);
-        var sidecar = Path.Combine(AppContext.BaseDirectory, "mesh-sidecar.dll");
-        var start = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
-        foreach (var arg in new[] { sidecar, "run", "--config", config })
-        {
-            start.ArgumentList.Add(arg);
-        }
-
-        // The test host may carry its own runtime variables; the sidecar must decide for itself.
-        start.Environment.Remove("DOTNET_GCgen0size");
-        start.Environment.Remove("MESH_RELAUNCHED");
-        return Process.Start(start)!;
+        return config;
     }
 
-    private static async Task<Uri> ReadAdminAddressAsync(Process process)
-    {
-        using var cts = new CancellationTokenSource(Deadline);
-        while (true)
-        {
-            var line = await process.StandardOutput.ReadLineAsync(cts.Token)
-                ?? throw new InvalidOperationException($"the sidecar exited: {await process.StandardError.ReadToEndAsync(cts.Token)}");
-            var match = AdminLine().Match(line);
-            if (match.Success)
-            {
-                return new Uri(match.Groups[1].Value);
-            }
-        }
-    }
+    private static async Task<Uri> ReadAdminAddressAsync(SidecarProcess process) =>
+        new(AdminLine().Match(await process.WaitForLineAsync("running; admin on")).Groups[1].Value);
 
     [GeneratedRegex(@"running; admin on (http://\S+)")]
     private static partial Regex AdminLine();

@@ -1,6 +1,8 @@
 // Config reload while traffic flows: zero failed requests, in-flight requests finish, bad edits keep the last good config.
 using System.Net;
 using System.Net.Sockets;
+using System.Text.Json;
+using System.Text.Json.Nodes;
 using Mesh.FunctionalTests.Infrastructure;
 
 namespace Mesh.FunctionalTests.Configuration;
@@ -117,6 +119,33 @@ public sealed class ReloadTests
         await sidecar.ReloadAsync(Config([next]));
         using var after = await client.SendAsync(Clients.Get(sidecar.Listener(), "/"));
         Assert.Equal("next", after.Headers.GetValues("x-backend").Single());
+    }
+
+    [Fact]
+    public async Task Reload_MalformedEditThenValidEdit_RejectsTheFirstAndAppliesTheSecond()
+    {
+        await using var first = await TestBackend.StartAsync("first");
+        var logs = new LogCapture();
+        await using var sidecar = await TestSidecar.StartAsync(Config([first]), logs: logs);
+        using var client = Clients.Http1();
+        var version = sidecar.State.Current.Version;
+
+        // null where a host name belongs: this edit once killed the watcher without a word, and every later edit was ignored.
+        var malformed = JsonSerializer.SerializeToNode(Config([first]))!.AsObject();
+        malformed["routes"]![0]!["match"] = new JsonObject { ["hosts"] = new JsonArray((JsonNode?)null) };
+        await sidecar.WriteConfigAsync(malformed.ToJsonString());
+        await WaitForMetricAsync(client, sidecar, "mesh_config_reloads_total{result=\"rejected\"} 1");
+
+        Assert.Equal(version, sidecar.State.Current.Version);
+        var rejected = Assert.Single(logs.WithEvent(2002));
+        Assert.Equal("routes[0].match.hosts[0]", rejected.Values["Path"]);
+        Assert.Equal("Configuration rejected: routes[0].match.hosts[0]: expected a string, found null", rejected.Message);
+
+        // The next valid edit applies.
+        await using var second = await TestBackend.StartAsync("second");
+        await sidecar.ReloadAsync(Config([second]));
+        using var response = await client.SendAsync(Clients.Get(sidecar.Listener(), "/"));
+        Assert.Equal("second", response.Headers.GetValues("x-backend").Single());
     }
 
     [Fact]

@@ -247,28 +247,3 @@ public sealed class RequestLoop : IAsyncDisposable
         return outcome;
     }
 }
-
-/// <summary>Keeps every log entry of a sidecar so tests can check that a line was written (with its event id).</summary>
-public sealed class LogCapture : ILoggerProvider
-{
-    private readonly ConcurrentQueue<(string Category, LogLevel Level, int EventId, string Message)> _entries = new();
-
-    public IReadOnlyList<(string Category, LogLevel Level, int EventId, string Message)> Entries => [.. _entries];
-
-    public ILogger CreateLogger(string categoryName) => new Logger(categoryName, _entries);
-
-    public void Dispose()
-    {
-    }
-
-    private sealed class Logger(string category, ConcurrentQueue<(string, LogLevel, int, string)> entries) : ILogger
-    {
-        public IDisposable? BeginScope<TState>(TState state)
-            where TState : notnull => null;
-
-        public bool IsEnabled(LogLevel logLevel) => true;
-
-        public void Log<TState>(LogLevel logLevel, EventId eventId, TState state, Exception? exception, Func<TState, Exception?, string> formatter) =>
-            entries.Enqueue((category, logLevel, eventId.Id, formatter(state, exception)));
-    }
-}

@@ -45,7 +45,11 @@ public sealed class TestSidecar : IAsyncDisposable
             ConfigureLogging = logging =>
             {
                 logging.ClearProviders();
-                if (logs is not null)
+                if (logs is LogCapture capture)
+                {
+                    capture.AddTo(logging);
+                }
+                else if (logs is not null)
                 {
                     logging.AddProvider(logs);
                 }

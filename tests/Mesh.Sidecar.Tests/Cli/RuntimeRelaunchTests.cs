@@ -29,4 +29,15 @@ public class RuntimeRelaunchTests
         RuntimeRelaunch.Relaunch(new Dictionary<string, string>());
         Assert.Null(Environment.GetEnvironmentVariable(RuntimeRelaunch.MarkerVariable));
     }
+
+    [Fact]
+    public void ExecutablePath_OfThisProcess_IsItsRealFileSoTheNameSurvives()
+    {
+        // execve names the process after the path it is given: /proc/self/exe would rename it "exe".
+        var path = RuntimeRelaunch.ExecutablePath();
+
+        Assert.NotEqual("/proc/self/exe", path);
+        Assert.Equal(Environment.ProcessPath, path);
+        Assert.True(File.Exists(path));
+    }
 }

@@ -77,6 +77,19 @@ public class ConfigLoaderTests
     }
 
     [Fact]
+    public void Parse_InvalidUtf8InAKey_ReportsLineAndColumnInsteadOfThrowing()
+    {
+        // A byte that is not UTF-8 inside a key: the JSON reader would throw only when loading reads the name.
+        byte[] json = [.. "{\n  \"adm"u8, 0xFF, .. "in\": {}\n}"u8];
+
+        var result = ConfigLoader.Parse(json, "test.json", [], new Dictionary<string, string>());
+
+        var error = SingleError(result, "test.json", "the file is not UTF-8 text");
+        Assert.Equal("test.json: the file is not UTF-8 text: invalid byte 0xFF at line 2, column 7", error.ToString());
+        Assert.DoesNotContain("LineNumber", error.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public void Parse_UnterminatedObject_ReportsInvalidJson()
     {
         var result = Parse("{ \"admin\": { \"port\": 1 }");

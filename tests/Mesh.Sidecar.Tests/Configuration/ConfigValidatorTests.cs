@@ -790,6 +790,26 @@ public class ConfigValidatorTests
         Assert.Equal(4, defaults.GcGen0SizeMb);
     }
 
+    // ---- shutdown ----
+
+    [Fact]
+    public void Validate_NegativeDrainTimeout_ReportsKey()
+    {
+        var result = With(c => c["shutdown"] = new JsonObject { ["drainTimeoutMs"] = -1 });
+
+        var error = SingleError(result, "shutdown.drainTimeoutMs", "-1 must be 0 or more");
+        Assert.Equal("shutdown.drainTimeoutMs: -1 must be 0 or more", error.ToString());
+    }
+
+    [Fact]
+    public void Defaults_Shutdown_FifteenSecondDrainAndZeroIsValid()
+    {
+        Assert.Equal(15_000, new ShutdownOptions().DrainTimeoutMs);
+        var result = With(c => c["shutdown"] = new JsonObject { ["drainTimeoutMs"] = 0 });
+        Assert.True(result.IsValid, string.Join("\n", result.Errors));
+        Assert.Equal(0, result.Options!.Shutdown.DrainTimeoutMs);
+    }
+
     // ---- logging ----
 
     [Fact]

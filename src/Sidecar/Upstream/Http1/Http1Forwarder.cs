@@ -91,7 +91,9 @@ internal sealed partial class Http1Forwarder(ILogger<Http1Forwarder> logger)
                 catch (Exception ex) when (ex is SocketException or TimeoutException or OperationCanceledException)
                 {
                     Log.ConnectFailed(logger, endpoint.Authority, ex.Message);
-                    return Fail(context, aborted.IsCancellationRequested ? ForwarderError.RequestCanceled : ForwarderError.Request);
+                    // Shaped as YARP reports a failed connect, so the error body and retry policies read both paths alike.
+                    return Fail(context, aborted.IsCancellationRequested ? ForwarderError.RequestCanceled : ForwarderError.Request,
+                        new HttpRequestException(HttpRequestError.ConnectionError, ex.Message, ex));
                 }
             }
 
@@ -231,7 +233,7 @@ internal sealed partial class Http1Forwarder(ILogger<Http1Forwarder> logger)
                 }
 
                 Log.RequestRefused(logger, endpoint.Authority, ex.Message);
-                return Fail(context, ForwarderError.Request);
+                return Fail(context, ForwarderError.Request, ex);
             }
             catch (Exception ex) when (ex is not OutOfMemoryException)
             {
@@ -250,7 +252,7 @@ internal sealed partial class Http1Forwarder(ILogger<Http1Forwarder> logger)
 
                 var error = Classify(phase, timedOut, aborted.IsCancellationRequested);
                 Log.ExchangeFailed(logger, endpoint.Authority, error.ToString(), ex.Message);
-                return Fail(context, error);
+                return Fail(context, error, ex);
             }
         }
     }
@@ -267,10 +269,12 @@ internal sealed partial class Http1Forwarder(ILogger<Http1Forwarder> logger)
 
     /// <summary>
     /// Answers as YARP does: 504 on a timeout, 400 on a bad client body, else 502, with no body (the
-    /// data path may add one); a started response is aborted.
+    /// data path may add one); a started response is aborted. The cause goes on the request's
+    /// <see cref="IForwarderErrorFeature"/>, as YARP puts it there, for the error body and retry policies.
     /// </summary>
-    private static ForwarderError Fail(HttpContext context, ForwarderError error)
+    private static ForwarderError Fail(HttpContext context, ForwarderError error, Exception exception)
     {
+        context.Features.Set<IForwarderErrorFeature>(new ErrorFeature(error, exception));
         var response = context.Response;
         if (response.HasStarted || error is ForwarderError.ResponseBodyDestination or ForwarderError.ResponseBodyCanceled)
         {
@@ -525,5 +529,13 @@ internal sealed partial class Http1Forwarder(ILogger<Http1Forwarder> logger)
 
         [LoggerMessage(3104, LogLevel.Debug, "Upstream {Endpoint}: the request was not sent: {Reason}")]
         public static partial void RequestRefused(ILogger logger, string endpoint, string reason);
+    }
+
+    /// <summary>The failure of one exchange, as YARP's own (internal) feature carries it.</summary>
+    private sealed class ErrorFeature(ForwarderError error, Exception exception) : IForwarderErrorFeature
+    {
+        public ForwarderError Error { get; } = error;
+
+        public Exception? Exception { get; } = exception;
     }
 }

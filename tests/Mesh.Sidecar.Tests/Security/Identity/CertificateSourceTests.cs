@@ -137,7 +137,9 @@ public sealed class CertificateSourceTests : IDisposable
 
             using (var nextKey = next.GetECDsaPrivateKey()!)
             {
-                File.WriteAllText(key, nextKey.ExportPkcs8PrivateKeyPem());
+                // Written whole (temp file, then rename): a poll must not see a half-written key, a third state this test is not about.
+                File.WriteAllText(key + ".tmp", nextKey.ExportPkcs8PrivateKeyPem());
+                File.Move(key + ".tmp", key, overwrite: true);
             }
 
             Assert.True(await moved.WaitAsync(stop.Token));
