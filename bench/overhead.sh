@@ -1,0 +1,61 @@
+#!/usr/bin/env bash
+# What a route feature costs, interleaved: the plain route (mesh-l7) alternates with the same Mesh
+# process's retries, C# plugin and JavaScript filter routes, so the VM's drift between minutes hits
+# both sides of each ratio alike. Prints each pass's ratios and their medians.
+#
+#   bash bench/overhead.sh            # 4 passes, 5 s per load (about 3 minutes)
+#   N=8 D=10 bash bench/overhead.sh   # more passes, longer loads
+#
+# Same layout as bench/run.sh: wrk and the nginx backend on core 0, Mesh alone on core 1.
+set -euo pipefail
+N=${N:-4}; D=${D:-5}
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+LIB="$ROOT/bench/lib"
+WORK=$(mktemp -d /tmp/mesh-overhead.XXXXXX)
+PIDS=()
+cleanup() { for pid in "${PIDS[@]:-}"; do [ -n "$pid" ] && kill "$pid" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$WORK"; }
+trap cleanup EXIT
+export PATH="$PATH:/usr/sbin"
+for tool in nginx wrk openssl curl python3; do command -v "$tool" >/dev/null || { echo "needs $tool (bash bench/run.sh installs it)" >&2; exit 2; }; done
+
+dotnet publish "$ROOT/src/Sidecar" -c Release -o "$WORK/mesh" -nologo -v quiet >/dev/null
+dotnet build "$ROOT/plugins-samples/HeaderRouter" -c Release -nologo -v quiet >/dev/null
+mkdir -p "$WORK/plugins/HeaderRouter" "$WORK/filters" "$WORK/www/files"
+cp "$ROOT/plugins-samples/HeaderRouter/bin/Release/net10.0/"* "$WORK/plugins/HeaderRouter/"
+cp "$ROOT/plugins-samples/js/header-routing.js" "$WORK/filters/"
+head -c 16384 /dev/urandom >"$WORK/www/files/16k"
+openssl req -x509 -newkey rsa:2048 -nodes -keyout "$WORK/key.pem" -out "$WORK/cert.pem" -days 1 -subj "/CN=localhost" 2>/dev/null
+
+# Loopback ports of their own, so this can run beside nothing else but not clash with run.sh's.
+L7=19300; L7F=19304; RETRY=19305; JS=19306; ADMIN=19390
+render() { sed -e "s#@WORK@#$WORK#g" -e "s#@BACKEND@#19080#g" -e "s#@BACKEND_TLS@#19443#g" -e "s#@BACKEND_H2@#19081#g" \
+  -e "s#@MESH_L7@#$L7#g" -e "s#@MESH_TCP@#19301#g" -e "s#@MESH_TLS@#19302#g" -e "s#@MESH_IPERF@#19303#g" -e "s#@MESH_L7F@#$L7F#g" \
+  -e "s#@MESH_RETRY_L7@#$RETRY#g" -e "s#@MESH_L7JS@#$JS#g" -e "s#@MESH_ADMIN@#$ADMIN#g" -e "s#@IPERF@#19600#g" "$1" >"$2"; }
+render "$LIB/nginx-backend.conf" "$WORK/nginx-backend.conf"
+render "$LIB/mesh.json" "$WORK/mesh.json"
+taskset -c 0 nginx -c "$WORK/nginx-backend.conf" -p "$WORK" -e "$WORK/backend-error.log" & PIDS+=($!)
+taskset -c 1 "$WORK/mesh/mesh-sidecar" run --config "$WORK/mesh.json" >"$WORK/mesh.log" 2>&1 & PIDS+=($!)
+for _ in $(seq 1 400); do curl -sf "http://127.0.0.1:$ADMIN/ready" >/dev/null 2>&1 && break; sleep 0.05; done
+curl -sf "http://127.0.0.1:$ADMIN/ready" >/dev/null || { echo "Mesh did not become ready; see $WORK/mesh.log" >&2; cat "$WORK/mesh.log" >&2; exit 1; }
+
+rps() { taskset -c 0 wrk -t1 -c64 -d"${D}s" "http://127.0.0.1:$1/" | awk '/Requests\/sec/ {print $2}'; }
+for port in $L7 $RETRY $L7F $JS; do taskset -c 0 wrk -t1 -c64 -d8s "http://127.0.0.1:$port/" >/dev/null; done
+
+# Each pass: plain, retries, plugin, JS, plain; a variant's ratio is against the mean of the pass's two plain loads.
+RESULTS="$WORK/passes.tsv"; : >"$RESULTS"
+for pass in $(seq 1 "$N"); do
+  printf '%s\t%s\t%s\t%s\t%s\n' "$(rps $L7)" "$(rps $RETRY)" "$(rps $L7F)" "$(rps $JS)" "$(rps $L7)" >>"$RESULTS"
+done
+python3 - "$RESULTS" <<'PY'
+import statistics, sys
+rows = [list(map(float, line.split())) for line in open(sys.argv[1]) if line.strip()]
+names = ["retries configured, never needed (target >= 0.97)", "one C# plugin filter (target >= 0.95)", "one JavaScript filter (target >= 0.90)"]
+ratios = [[], [], []]
+for i, (a, r, p, j, b) in enumerate(rows, 1):
+    base = (a + b) / 2
+    for k, v in enumerate((r, p, j)):
+        ratios[k].append(v / base)
+    print(f"pass {i}: plain {a:,.0f}/{b:,.0f} req/s; retries {r / base:.3f}, plugin {p / base:.3f}, js {j / base:.3f}")
+for name, values in zip(names, ratios):
+    print(f"{name}: median {statistics.median(values):.3f} of the plain route")
+PY
