@@ -5,10 +5,12 @@
 #
 #   bash bench/overhead.sh            # 4 passes, 5 s per load (about 3 minutes)
 #   N=8 D=10 bash bench/overhead.sh   # more passes, longer loads
+#   bash bench/overhead.sh client     # Mesh's HTTP/1.1 client vs the YARP path (meshHttp1Client false),
+#                                     # a small body and 16 KiB, each pass mesh, yarp, yarp, mesh
 #
 # Same layout as bench/run.sh: wrk and the nginx backend on core 0, Mesh alone on core 1.
 set -euo pipefail
-N=${N:-4}; D=${D:-5}
+N=${N:-4}; D=${D:-5}; MODE=${1:-features}
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 LIB="$ROOT/bench/lib"
 WORK=$(mktemp -d /tmp/mesh-overhead.XXXXXX)
@@ -33,12 +35,38 @@ render() { sed -e "s#@WORK@#$WORK#g" -e "s#@BACKEND@#19080#g" -e "s#@BACKEND_TLS
   -e "s#@MESH_RETRY_L7@#$RETRY#g" -e "s#@MESH_L7JS@#$JS#g" -e "s#@MESH_ADMIN@#$ADMIN#g" -e "s#@IPERF@#19600#g" "$1" >"$2"; }
 render "$LIB/nginx-backend.conf" "$WORK/nginx-backend.conf"
 render "$LIB/mesh.json" "$WORK/mesh.json"
+sed -e "s#@MESH_YARP_ADMIN@#19391#g" -e "s#@MESH_YARP_L7@#19310#g" -e "s#@BACKEND@#19080#g" "$LIB/mesh-yarp.json" >"$WORK/mesh-yarp.json"
 taskset -c 0 nginx -c "$WORK/nginx-backend.conf" -p "$WORK" -e "$WORK/backend-error.log" & PIDS+=($!)
 taskset -c 1 "$WORK/mesh/mesh-sidecar" run --config "$WORK/mesh.json" >"$WORK/mesh.log" 2>&1 & PIDS+=($!)
 for _ in $(seq 1 400); do curl -sf "http://127.0.0.1:$ADMIN/ready" >/dev/null 2>&1 && break; sleep 0.05; done
 curl -sf "http://127.0.0.1:$ADMIN/ready" >/dev/null || { echo "Mesh did not become ready; see $WORK/mesh.log" >&2; cat "$WORK/mesh.log" >&2; exit 1; }
 
-rps() { taskset -c 0 wrk -t1 -c64 -d"${D}s" "http://127.0.0.1:$1/" | awk '/Requests\/sec/ {print $2}'; }
+rps() { taskset -c 0 wrk -t1 -c64 -d"${D}s" "http://127.0.0.1:$1/${2:-}" | awk '/Requests\/sec/ {print $2}'; }
+
+if [ "$MODE" = client ]; then
+  YARP=19310
+  taskset -c 1 "$WORK/mesh/mesh-sidecar" run --config "$WORK/mesh-yarp.json" >"$WORK/mesh-yarp.log" 2>&1 & PIDS+=($!)
+  for _ in $(seq 1 400); do curl -sf "http://127.0.0.1:19391/ready" >/dev/null 2>&1 && break; sleep 0.05; done
+  for target in "$L7/" "$YARP/" "$L7/files/16k" "$YARP/files/16k"; do taskset -c 0 wrk -t1 -c64 -d8s "http://127.0.0.1:$target" >/dev/null; done
+  RESULTS="$WORK/client.tsv"; : >"$RESULTS"
+  for pass in $(seq 1 "$N"); do
+    for path in "" files/16k; do
+      printf '%s\t%s\t%s\t%s\t%s\n' "${path:-/}" "$(rps $L7 "$path")" "$(rps $YARP "$path")" "$(rps $YARP "$path")" "$(rps $L7 "$path")" >>"$RESULTS"
+    done
+  done
+  python3 - "$RESULTS" <<'PY'
+import statistics, sys
+ratios = {}
+for line in open(sys.argv[1]):
+    path, m1, y1, y2, m2 = line.split()
+    r = (float(m1) + float(m2)) / (float(y1) + float(y2))
+    ratios.setdefault(path, []).append(r)
+    print(f"{path}: Mesh's client {float(m1):,.0f}/{float(m2):,.0f} req/s, YARP path {float(y1):,.0f}/{float(y2):,.0f}: {r:.3f}")
+for path, values in ratios.items():
+    print(f"{path}: Mesh's HTTP/1.1 client vs the YARP path, median {statistics.median(values):.3f} (target >= 1.0)")
+PY
+  exit 0
+fi
 for port in $L7 $RETRY $L7F $JS; do taskset -c 0 wrk -t1 -c64 -d8s "http://127.0.0.1:$port/" >/dev/null; done
 
 # Each pass: plain, retries, plugin, JS, plain; a variant's ratio is against the mean of the pass's two plain loads.
