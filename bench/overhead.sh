@@ -5,6 +5,8 @@
 #
 #   bash bench/overhead.sh            # 4 passes, 5 s per load (about 3 minutes)
 #   N=8 D=10 bash bench/overhead.sh   # more passes, longer loads
+#   N=30 D=1 bash bench/overhead.sh   # many 1 s passes: this VM's speed jumps between two levels
+#                                     # every few seconds, and short passes mostly fall in one of them
 #   bash bench/overhead.sh client     # Mesh's HTTP/1.1 client vs the YARP path (meshHttp1Client false),
 #                                     # a small body and 16 KiB, each pass mesh, yarp, yarp, mesh
 #
@@ -69,21 +71,39 @@ PY
 fi
 for port in $L7 $RETRY $L7F $JS; do taskset -c 0 wrk -t1 -c64 -d8s "http://127.0.0.1:$port/" >/dev/null; done
 
-# Each pass: plain, retries, plugin, JS, plain; a variant's ratio is against the mean of the pass's two plain loads.
+# Each pass: plain, retries, plugin, JS, plain; a variant's ratio is against the mean of the pass's two plain
+# loads, twice: by throughput, and by requests per second of Mesh's processor time (what a feature costs
+# per request even when something else on the machine takes part of Mesh's core).
+MESH_PID=${PIDS[1]}
+HZ=$(getconf CLK_TCK)
+ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+load() {
+  local before after out
+  before=$(ticks "$MESH_PID")
+  out=$(taskset -c 0 wrk -t1 -c64 -d"${D}s" "http://127.0.0.1:$1/")
+  after=$(ticks "$MESH_PID")
+  printf '%s:%s:%s' "$(awk '/Requests\/sec/ {print $2}' <<<"$out")" "$(awk '/ requests in / {print $1}' <<<"$out")" "$(( after - before ))"
+}
 RESULTS="$WORK/passes.tsv"; : >"$RESULTS"
 for pass in $(seq 1 "$N"); do
-  printf '%s\t%s\t%s\t%s\t%s\n' "$(rps $L7)" "$(rps $RETRY)" "$(rps $L7F)" "$(rps $JS)" "$(rps $L7)" >>"$RESULTS"
+  printf '%s\t%s\t%s\t%s\t%s\n' "$(load $L7)" "$(load $RETRY)" "$(load $L7F)" "$(load $JS)" "$(load $L7)" >>"$RESULTS"
 done
-python3 - "$RESULTS" <<'PY'
+python3 - "$RESULTS" "$HZ" <<'PY'
 import statistics, sys
-rows = [list(map(float, line.split())) for line in open(sys.argv[1]) if line.strip()]
+hz = float(sys.argv[2])
 names = ["retries configured, never needed (target >= 0.97)", "one C# plugin filter (target >= 0.95)", "one JavaScript filter (target >= 0.90)"]
-ratios = [[], [], []]
-for i, (a, r, p, j, b) in enumerate(rows, 1):
-    base = (a + b) / 2
-    for k, v in enumerate((r, p, j)):
-        ratios[k].append(v / base)
-    print(f"pass {i}: plain {a:,.0f}/{b:,.0f} req/s; retries {r / base:.3f}, plugin {p / base:.3f}, js {j / base:.3f}")
-for name, values in zip(names, ratios):
-    print(f"{name}: median {statistics.median(values):.3f} of the plain route")
+by_rps, by_cpu = [[], [], []], [[], [], []]
+for i, line in enumerate((l for l in open(sys.argv[1]) if l.strip()), 1):
+    cells = [tuple(map(float, cell.split(":"))) for cell in line.split()]
+    rps = [c[0] for c in cells]
+    per_cpu = [c[1] / (c[2] / hz) for c in cells]
+    base_rps, base_cpu = (rps[0] + rps[4]) / 2, (per_cpu[0] + per_cpu[4]) / 2
+    for k in range(3):
+        by_rps[k].append(rps[k + 1] / base_rps)
+        by_cpu[k].append(per_cpu[k + 1] / base_cpu)
+    print(f"pass {i}: plain {rps[0]:,.0f}/{rps[4]:,.0f} req/s ({per_cpu[0]:,.0f}/{per_cpu[4]:,.0f} per CPU-second); "
+          f"by throughput: retries {by_rps[0][-1]:.3f}, plugin {by_rps[1][-1]:.3f}, js {by_rps[2][-1]:.3f}; "
+          f"per CPU-second: retries {by_cpu[0][-1]:.3f}, plugin {by_cpu[1][-1]:.3f}, js {by_cpu[2][-1]:.3f}")
+for k, name in enumerate(names):
+    print(f"{name}: median {statistics.median(by_rps[k]):.3f} by throughput, {statistics.median(by_cpu[k]):.3f} per CPU-second")
 PY
