@@ -61,6 +61,12 @@ public sealed record LocalServiceOptions
 
     /// <summary>HTTP version spoken to the local app (<c>http1</c> or <c>http2</c>).</summary>
     public string Protocol { get; init; } = UpstreamProtocols.Http1;
+
+    /// <summary>
+    /// TLS to the local app: <c>off</c> (default, plaintext on the host) or <c>tls</c> (with <c>caFile</c>,
+    /// <c>serverName</c> and an optional client certificate, as for a service). <c>mesh</c> is for peer sidecars.
+    /// </summary>
+    public UpstreamTlsOptions Tls { get; init; } = new();
 }
 
 /// <summary>The admin listener (health, readiness, config, clusters, metrics).</summary>

@@ -509,6 +509,7 @@ public sealed partial class DocumentedMessagesTests
         ["udp listeners have no connections to filter; use a tcp, tls-passthrough, http or auto listener"] = () => ValidateWithPlugins(c => c["listeners"]!.AsArray().Add(new JsonObject { ["name"] = "u", ["protocol"] = "udp", ["service"] = "api", ["connectionFilters"] = Filters(new JsonObject { ["name"] = "keys" }) })),
         ["plugins.directory: is required (a folder, relative to the config file)"] = () => Validate(c => c["plugins"] = new JsonObject { ["directory"] = "" }),
         ["refused there: DIR/auth.js (auth.js:3:1: Unexpected token '}')"] = () => ValidateWithJs("function onRequest(req, ctx) {\n}\n}\n", c => Route(c)["filters"] = Filters(new JsonObject { ["name"] = "auth.js" })),
+        ["service.tls.mode: mesh is for peer sidecars; the local app takes off or tls"] = () => Validate(c => c["service"]!["tls"] = new JsonObject { ["mode"] = "mesh" }),
         ["jsFilters.directory: is required (a folder of .js files, relative to the config file)"] = () => Validate(c => c["jsFilters"] = new JsonObject { ["directory"] = "" }),
         ["jsFilters.timeoutMs: 0 is out of range; use 1 to 300000"] = () => Validate(c => c["jsFilters"] = new JsonObject { ["timeoutMs"] = 0 }),
         ["jsFilters.maxStatements: -1 is out of range; use 1 or more"] = () => Validate(c => c["jsFilters"] = new JsonObject { ["maxStatements"] = -1 }),
