@@ -54,6 +54,8 @@ dotnet publish "$ROOT/bench/Mesh.RateLoad" -c Release -o "$WORK/rateload" -nolog
 # One C# plugin filter that inspects a header and continues (plugins-samples/HeaderRouter: no x-canary, no reroute).
 dotnet build "$ROOT/plugins-samples/HeaderRouter" -c Release -nologo -v quiet >/dev/null
 mkdir -p "$WORK/plugins/HeaderRouter" && cp "$ROOT/plugins-samples/HeaderRouter/bin/Release/net10.0/"* "$WORK/plugins/HeaderRouter/"
+# One JavaScript filter: plugins-samples/js/header-routing.js (no x-canary, no x-tenant: it reads both headers and continues).
+mkdir -p "$WORK/filters" && cp "$ROOT/plugins-samples/js/header-routing.js" "$WORK/filters/"
 
 openssl req -x509 -newkey rsa:2048 -nodes -keyout "$WORK/key.pem" -out "$WORK/cert.pem" -days 1 -subj "/CN=localhost" 2>/dev/null
 
@@ -64,6 +66,8 @@ HAPROXY_HTTP=18200; HAPROXY_TCP=18201; HAPROXY_TLS=18202; HAPROXY_IPERF=18203
 MESH_L7=18300; MESH_TCP=18301; MESH_TLS=18302; MESH_IPERF=18303; MESH_L7F=18304; MESH_ADMIN=18390
 # The same Mesh process, a listener whose service has retries (defaults) that are never needed.
 MESH_RETRY_L7=18305
+# The same Mesh process, a listener whose route runs plugins-samples/js/header-routing.js.
+MESH_L7JS=18306
 BASELINE=18400; PROF_L7=18500; PROF_TCP=18501; PROF_ADMIN=18590
 MESH_YARP_L7=18310; MESH_YARP_ADMIN=18391
 IPERF=18600
@@ -75,7 +79,7 @@ render() { sed -e "s#@WORK@#$WORK#g" -e "s#@BACKEND@#$BACKEND#g" -e "s#@BACKEND_
   -e "s#@NGINX_L7@#$NGINX_L7#g" -e "s#@NGINX_H2@#$NGINX_H2#g" -e "s#@HAPROXY_HTTP@#$HAPROXY_HTTP#g" -e "s#@HAPROXY_TCP@#$HAPROXY_TCP#g" \
   -e "s#@HAPROXY_TLS@#$HAPROXY_TLS#g" -e "s#@HAPROXY_IPERF@#$HAPROXY_IPERF#g" -e "s#@IPERF@#$IPERF#g" \
   -e "s#@MESH_L7@#$MESH_L7#g" -e "s#@MESH_TCP@#$MESH_TCP#g" -e "s#@MESH_TLS@#$MESH_TLS#g" -e "s#@MESH_IPERF@#$MESH_IPERF#g" \
-  -e "s#@MESH_L7F@#$MESH_L7F#g" -e "s#@MESH_RETRY_L7@#$MESH_RETRY_L7#g" -e "s#@MESH_ADMIN@#$MESH_ADMIN#g" -e "s#@PROF_L7@#$PROF_L7#g" -e "s#@PROF_TCP@#$PROF_TCP#g" -e "s#@PROF_ADMIN@#$PROF_ADMIN#g" \
+  -e "s#@MESH_L7F@#$MESH_L7F#g" -e "s#@MESH_L7JS@#$MESH_L7JS#g" -e "s#@MESH_RETRY_L7@#$MESH_RETRY_L7#g" -e "s#@MESH_ADMIN@#$MESH_ADMIN#g" -e "s#@PROF_L7@#$PROF_L7#g" -e "s#@PROF_TCP@#$PROF_TCP#g" -e "s#@PROF_ADMIN@#$PROF_ADMIN#g" \
   -e "s#@MESH_YARP_L7@#$MESH_YARP_L7#g" -e "s#@MESH_YARP_ADMIN@#$MESH_YARP_ADMIN#g" "$1" > "$2"; }
 
 # pair TEMPLATE OUT OUT_PORT TCP_OUT IN TCP_IN CLIENT_ADMIN SERVER_ADMIN MTLS TLS_MODE IDENTITY SERVER_IDENTITY: one sidecar config of a pair.
@@ -161,6 +165,7 @@ measure() {
 log "warming up .NET for ${WARMUP}s per Mesh process"
 taskset -c 0 wrk -t1 -c64 -d"${WARMUP}s" "http://127.0.0.1:$MESH_L7/" >/dev/null
 taskset -c 0 wrk -t1 -c64 -d"$((WARMUP / 3 + 1))s" "http://127.0.0.1:$MESH_L7F/" >/dev/null
+taskset -c 0 wrk -t1 -c64 -d"$((WARMUP / 3 + 1))s" "http://127.0.0.1:$MESH_L7JS/" >/dev/null
 taskset -c 0 wrk -t1 -c64 -d"${WARMUP}s" "http://127.0.0.1:$BASELINE/" >/dev/null
 taskset -c 0 wrk -t1 -c64 -d"${WARMUP}s" "http://127.0.0.1:$MESH_YARP_L7/" >/dev/null
 taskset -c 0 wrk -t1 -c64 -d"$((WARMUP / 3 + 1))s" "http://127.0.0.1:$MESH_L7/files/16k" >/dev/null
@@ -187,6 +192,7 @@ for round in $(seq 1 "$ROUNDS"); do
   measure "$round" mesh-l7        "$MESH_PID"    wrk "http://127.0.0.1:$MESH_L7/"
   measure "$round" mesh-l7-retries "$MESH_PID"   wrk "http://127.0.0.1:$MESH_RETRY_L7/"
   measure "$round" mesh-l7-plugin "$MESH_PID"    wrk "http://127.0.0.1:$MESH_L7F/"
+  measure "$round" mesh-l7-js     "$MESH_PID"    wrk "http://127.0.0.1:$MESH_L7JS/"
   measure "$round" yarp-forwarder "$BASELINE_PID" wrk "http://127.0.0.1:$BASELINE/"
   measure "$round" mesh-yarp-l7   "$MESH_YARP_PID" wrk "http://127.0.0.1:$MESH_YARP_L7/"
   measure "$round" direct-16k     "$BACKEND_PID" wrk "http://127.0.0.1:$BACKEND/files/16k"

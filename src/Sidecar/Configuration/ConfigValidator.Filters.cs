@@ -6,6 +6,9 @@ internal static partial class ConfigValidator
     /// <summary>Most a filter may be given, in milliseconds.</summary>
     public const int MaxFilterTimeoutMs = 300_000;
 
+    /// <summary>Wait for a C# filter whose entry sets no <c>timeoutMs</c>, in milliseconds.</summary>
+    public const int DefaultFilterTimeoutMs = 1000;
+
     private static void ValidatePlugins(MeshOptions options, List<ConfigError> errors)
     {
         if (string.IsNullOrWhiteSpace(options.Plugins.Directory))

@@ -23,6 +23,16 @@ internal static partial class ConfigValidator
             ValidateServiceTls(options, name, service, $"services.{name}.tls", hasIdentity, errors);
         }
 
+        // The local app: plaintext on the host, or TLS when it only speaks TLS; never a peer sidecar's mTLS.
+        if (options.Service.Tls.Mode == UpstreamTlsModes.Mesh)
+        {
+            errors.Add(new ConfigError("service.tls.mode", "mesh is for peer sidecars; the local app takes off or tls"));
+        }
+        else
+        {
+            ValidateServiceTls(options, options.Service.Name, new ServiceOptions { Tls = options.Service.Tls }, "service.tls", hasIdentity, errors);
+        }
+
         ValidateAuthorization(options, errors);
     }
 

@@ -53,6 +53,7 @@ internal static partial class ConfigValidator
 
         CheckNotNegative(options.Shutdown.DrainTimeoutMs, "shutdown.drainTimeoutMs", errors);
         ValidatePlugins(options, errors);
+        ValidateJsFilters(options, errors);
 
         if (!KnownLevels.Contains(options.Logging.Level, StringComparer.OrdinalIgnoreCase))
         {

@@ -27,8 +27,11 @@ public sealed record FilterOptions
     /// <summary><c>reject</c> (default: 500 when the filter throws, 504 when it times out) or <c>continue</c> (skip it).</summary>
     public string OnError { get; init; } = FilterErrorPolicies.Reject;
 
-    /// <summary>Longest wait for the filter, in milliseconds.</summary>
-    public int TimeoutMs { get; init; } = 1000;
+    /// <summary>
+    /// Longest wait for the filter, in milliseconds; when absent, 1000 for C# filters and
+    /// <c>jsFilters.timeoutMs</c> (the time limit of each call) for JavaScript filters.
+    /// </summary>
+    public int? TimeoutMs { get; init; }
 }
 
 /// <summary>Values of <see cref="FilterOptions.OnError"/>.</summary>

@@ -31,6 +31,9 @@ public sealed record MeshOptions
     /// <summary>C# plugin loading.</summary>
     public PluginsOptions Plugins { get; init; } = new();
 
+    /// <summary>JavaScript filters: their directory and per-call limits.</summary>
+    public JsFiltersOptions JsFilters { get; init; } = new();
+
     /// <summary>This sidecar's SPIFFE identity and certificate source (mTLS).</summary>
     public IdentityOptions Identity { get; init; } = new();
 
@@ -58,6 +61,12 @@ public sealed record LocalServiceOptions
 
     /// <summary>HTTP version spoken to the local app (<c>http1</c> or <c>http2</c>).</summary>
     public string Protocol { get; init; } = UpstreamProtocols.Http1;
+
+    /// <summary>
+    /// TLS to the local app: <c>off</c> (default, plaintext on the host) or <c>tls</c> (with <c>caFile</c>,
+    /// <c>serverName</c> and an optional client certificate, as for a service). <c>mesh</c> is for peer sidecars.
+    /// </summary>
+    public UpstreamTlsOptions Tls { get; init; } = new();
 }
 
 /// <summary>The admin listener (health, readiness, config, clusters, metrics).</summary>

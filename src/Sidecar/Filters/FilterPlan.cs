@@ -1,6 +1,7 @@
 // Every filter chain of one routing snapshot, built from the config and a filter registry; swapped with MeshState.
 using System.Text.Json;
 using Mesh.Plugins;
+using Mesh.Plugins.JavaScript;
 using Mesh.Sidecar.Configuration;
 
 namespace Mesh.Sidecar.Filters;
@@ -83,7 +84,12 @@ internal sealed class FilterPlanBuilder(Func<string, string, string, FilterStats
                     continue;
                 }
 
-                var key = $"route\n{route.Name}\n{j}\n{filter.Name}\n{Text(filter.Config)}";
+                // A JavaScript filter enforces its time limit itself, with the engine limits of jsFilters;
+                // they are part of what it was built from, so a change of limits builds it again.
+                var js = factory as JsFilterFactory;
+                var timeout = TimeSpan.FromMilliseconds(filter.TimeoutMs ?? (js is null ? ConfigValidator.DefaultFilterTimeoutMs : options.JsFilters.TimeoutMs));
+                var limits = js is null ? null : JsLimits(options, timeout);
+                var key = $"route\n{route.Name}\n{j}\n{filter.Name}\n{Text(filter.Config)}" + (limits is null ? "" : "\n" + limits.Key);
                 var package = registry.PackageOf(filter.Name);
                 var instance = Reuse(previous, key, factory) ?? Create(
                     key,
@@ -91,11 +97,15 @@ internal sealed class FilterPlanBuilder(Func<string, string, string, FilterStats
                     package,
                     path,
                     errors,
-                    () => factory.Create(new FilterSettings(filter.Name, filter.Config, path + ".config") { Route = route.Name }));
+                    () =>
+                    {
+                        var settings = new FilterSettings(filter.Name, filter.Config, path + ".config") { Route = route.Name };
+                        return js is null ? factory.Create(settings) : js.Create(settings, limits!);
+                    });
                 if (instance is not null)
                 {
                     instances[key] = instance;
-                    entries.Add(new FilterEntry(filter.Name, instance, Policy(filter), TimeSpan.FromMilliseconds(filter.TimeoutMs), stats));
+                    entries.Add(new FilterEntry(filter.Name, instance, Policy(filter), timeout, stats));
                 }
             }
 
@@ -138,7 +148,7 @@ internal sealed class FilterPlanBuilder(Func<string, string, string, FilterStats
                 if (instance is not null)
                 {
                     instances[key] = instance;
-                    entries.Add(new FilterEntry(filter.Name, instance, Policy(filter), TimeSpan.FromMilliseconds(filter.TimeoutMs), stats));
+                    entries.Add(new FilterEntry(filter.Name, instance, Policy(filter), TimeSpan.FromMilliseconds(filter.TimeoutMs ?? ConfigValidator.DefaultFilterTimeoutMs), stats));
                 }
             }
 
@@ -199,6 +209,12 @@ internal sealed class FilterPlanBuilder(Func<string, string, string, FilterStats
             errors.Add(new FilterBuildError(new ConfigError(path + ".config", ex.Message), package));
             return null;
         }
+        catch (JsScriptException ex)
+        {
+            // The file's top level fails with these limits (it ran with the defaults when it loaded).
+            errors.Add(new FilterBuildError(new ConfigError(path, ex.Message), package));
+            return null;
+        }
         catch (Exception ex)
         {
             // A factory's bug is the plugin's problem, reported where the config uses it.
@@ -229,6 +245,10 @@ internal sealed class FilterPlanBuilder(Func<string, string, string, FilterStats
 
     private static FilterErrorPolicy Policy(FilterOptions filter) =>
         filter.OnError == FilterErrorPolicies.Continue ? FilterErrorPolicy.Continue : FilterErrorPolicy.Reject;
+
+    /// <summary>The per-call limits of a JavaScript filter entry: its time limit and <c>jsFilters</c>' engine limits.</summary>
+    public static JsFilterLimits JsLimits(MeshOptions options, TimeSpan timeout) =>
+        new(timeout, options.JsFilters.MaxStatements, options.JsFilters.MemoryLimitMb * 1024L * 1024L, options.JsFilters.RecursionLimit);
 
     private static string Text(JsonElement config) => config.ValueKind == JsonValueKind.Undefined ? "{}" : config.GetRawText();
 }

@@ -1,6 +1,7 @@
 // Ties filter sources, the catalog and chain building to the sidecar's state swaps: load, refuse, replace, drain, unload.
 using System.Threading.Channels;
 using Mesh.Plugins;
+using Mesh.Plugins.JavaScript;
 using Mesh.Plugins.Loading;
 using Mesh.Sidecar.Configuration;
 
@@ -52,6 +53,10 @@ internal sealed partial class FilterRuntime : IDisposable
 
     public string ResolveDirectory(MeshOptions options) => Path.GetFullPath(options.Plugins.Directory, BaseDirectory);
 
+    /// <summary>The directory a source reads: <c>jsFilters.directory</c> for JavaScript files, <c>plugins.directory</c> otherwise.</summary>
+    public string DirectoryFor(IFilterSource source, MeshOptions options) =>
+        source is JsFilterSource ? Path.GetFullPath(options.JsFilters.Directory, BaseDirectory) : ResolveDirectory(options);
+
     /// <summary>Runs every source's watcher until <paramref name="stopping"/>.</summary>
     public Task WatchAsync(CancellationToken stopping) =>
         Task.WhenAll(_sources.Select(source => Task.Run(() => source.WatchAsync(_changes.Writer, stopping), CancellationToken.None)));
@@ -63,9 +68,15 @@ internal sealed partial class FilterRuntime : IDisposable
     /// </summary>
     public FilterPlan? Prepare(MeshOptions options, FilterPlan? previous, List<ConfigError> errors)
     {
-        var directory = ResolveDirectory(options);
         foreach (var source in _sources)
         {
+            var directory = DirectoryFor(source, options);
+            if (source is JsFilterSource js)
+            {
+                // New versions of a file are test-run with the limits they will run with.
+                js.CheckLimits = FilterPlanBuilder.JsLimits(options, TimeSpan.FromMilliseconds(options.JsFilters.TimeoutMs));
+            }
+
             if (source.Directory is null)
             {
                 source.SetDirectory(directory);

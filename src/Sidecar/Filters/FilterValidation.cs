@@ -1,5 +1,6 @@
 // What `validate` adds for filters: load the plugin directory as `run` would and build every chain strictly.
 using Mesh.Plugins;
+using Mesh.Plugins.JavaScript;
 using Mesh.Plugins.Loading;
 using Mesh.Sidecar.Configuration;
 using Microsoft.Extensions.Logging.Abstractions;
@@ -7,8 +8,9 @@ using Microsoft.Extensions.Logging.Abstractions;
 namespace Mesh.Sidecar.Filters;
 
 /// <summary>
-/// Checks the filters of a valid config against its plugin directory: a route (or listener) naming a
-/// filter that is not there, and a factory rejecting its settings, are errors with their JSON paths.
+/// Checks the filters of a valid config against its plugin and JavaScript filter directories: a route
+/// (or listener) naming a filter that is not there (a missing <c>.js</c> file included), a file that
+/// does not load, and a factory rejecting its settings, are errors with their JSON paths.
 /// (A running sidecar lets a missing filter fail closed instead, since the plugin may arrive later.)
 /// </summary>
 internal static class FilterValidation
@@ -21,16 +23,21 @@ internal static class FilterValidation
             return result;
         }
 
-        var directory = Path.GetFullPath(options.Plugins.Directory, Path.GetDirectoryName(Path.GetFullPath(configPath)) ?? Environment.CurrentDirectory);
+        var baseDirectory = Path.GetDirectoryName(Path.GetFullPath(configPath)) ?? Environment.CurrentDirectory;
+        var directory = Path.GetFullPath(options.Plugins.Directory, baseDirectory);
+        var jsDirectory = Path.GetFullPath(options.JsFilters.Directory, baseDirectory);
         using var source = new PluginDirectorySource();
         source.SetDirectory(directory);
+        using var js = new JsFilterSource { CheckLimits = FilterPlanBuilder.JsLimits(options, TimeSpan.FromMilliseconds(options.JsFilters.TimeoutMs)) };
+        js.SetDirectory(jsDirectory);
         var catalog = new FilterCatalog();
         var refusals = new List<string>();
-        foreach (var change in source.ScanNow())
+        var jsRefusals = new List<string>();
+        foreach (var change in source.ScanNow().Concat(js.ScanNow()))
         {
             if (change.Kind == FilterSourceChangeKind.Refused)
             {
-                refusals.Add($"{change.File} ({change.Reason})");
+                (change.Source == JsFilterSource.SourceName ? jsRefusals : refusals).Add($"{change.File} ({change.Reason})");
             }
             else if (change.Package is { } package)
             {
@@ -66,11 +73,26 @@ internal static class FilterValidation
                 continue;
             }
 
-            var message = $"no filter named '{filter.Name}' in the plugins directory {directory}";
-            message += known.Length > 0 ? $" (it has: {known})" : " (it has none)";
-            if (refusals.Count > 0)
+            string message;
+            if (filter.Name.EndsWith(".js", StringComparison.OrdinalIgnoreCase))
             {
-                message += "; refused there: " + string.Join("; ", refusals);
+                // A JavaScript filter is a file: say which directory lacks it, or why the file did not load.
+                var files = string.Join(", ", plan.Registry.Names.Where(n => n.EndsWith(".js", StringComparison.OrdinalIgnoreCase)).Order(StringComparer.Ordinal));
+                message = $"no JavaScript filter file {filter.Name} in the jsFilters directory {jsDirectory}";
+                message += files.Length > 0 ? $" (it has: {files})" : " (it has none)";
+                if (jsRefusals.Count > 0)
+                {
+                    message += "; refused there: " + string.Join("; ", jsRefusals);
+                }
+            }
+            else
+            {
+                message = $"no filter named '{filter.Name}' in the plugins directory {directory}";
+                message += known.Length > 0 ? $" (it has: {known})" : " (it has none)";
+                if (refusals.Count > 0)
+                {
+                    message += "; refused there: " + string.Join("; ", refusals);
+                }
             }
 
             errors.Add(new ConfigError(filter.Path + ".name", message));

@@ -1,7 +1,8 @@
-// /admin/plugins: every plugin's file, versions, factories, load time, state (loaded, refused with reason) and per-filter counters.
+// /admin/plugins: every plugin's (and JavaScript file's) file, versions, factories, load time, state (loaded, refused with reason) and per-filter counters.
 using System.Globalization;
 using System.Text.Json.Nodes;
 using Mesh.Plugins;
+using Mesh.Plugins.JavaScript;
 using Mesh.Plugins.Loading;
 
 namespace Mesh.Sidecar.Filters;
@@ -24,6 +25,12 @@ internal sealed class PluginsAdmin(FilterRuntime filters, FilterMetrics metrics)
                 entry["contractVersion"] = package.ContractVersion;
                 entry["loadedAt"] = package.LoadedAt.ToString("O", CultureInfo.InvariantCulture);
                 entry["factories"] = Factories(package, stats);
+                if (package.RequestFactories is [JsFilterFactory js])
+                {
+                    // Whether the file's top level runs once per engine (then frozen) or again for every call, and why.
+                    entry["topLevel"] = js.Script.SharedTopLevel ? "shared" : "per-call";
+                    entry["topLevelReason"] = js.Script.FreshReason;
+                }
             }
             else
             {

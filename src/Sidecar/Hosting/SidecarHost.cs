@@ -5,6 +5,7 @@ using Mesh.Discovery;
 using Mesh.Discovery.Consul;
 using Mesh.Discovery.Static;
 using Mesh.Plugins;
+using Mesh.Plugins.JavaScript;
 using Mesh.Sidecar.Admin;
 using Mesh.Sidecar.Configuration;
 using Mesh.Sidecar.Filters;
@@ -151,6 +152,8 @@ internal static class SidecarHost
             sp.GetRequiredService<FilterRuntime>(),
             sp.GetServices<IDiscoveryConfigurator>()));
         services.AddSingleton<FilterMetrics>();
+        // JavaScript files in jsFilters.directory: a second filter source beside the C# plugins.
+        services.AddSingleton<IFilterSource>(sp => new JsFilterSource(sp.GetRequiredService<ILoggerFactory>(), sp.GetRequiredService<MeshMetrics>().Meter));
         services.AddSingleton(sp => new FilterRuntime(
             sp.GetRequiredService<FilterMetrics>(),
             sp.GetRequiredService<ILoggerFactory>(),

@@ -72,6 +72,7 @@ internal sealed class ResilientExchange : IHttpRequestLifetimeFeature, IDisposab
     private CancellationTokenSource? _tryDeadline;
     private CancellationTokenRegistration _tryLink;
     private bool _timeoutInstalled;
+    private Outcome<AttemptOutcome>? _firstOutcome;
     private int _timeoutMs;
 
     public ResilientExchange(ResilientForwarder owner, HttpContext context, MeshState state, CompiledRoute route, Cluster cluster, string? subset, EndpointState first)
@@ -159,17 +160,33 @@ internal sealed class ResilientExchange : IHttpRequestLifetimeFeature, IDisposab
             if (retrying)
             {
                 _retry!.Budget.RecordRequest();
-                var resilience = ResilienceContextPool.Shared.Get(RequestToken);
-                try
+                if (RequestToken.IsCancellationRequested)
                 {
-                    var outcome = await _retry.Pipeline!.ExecuteOutcomeAsync(static (ctx, exchange) => exchange.TryOnceAsync(ctx), resilience, this).ConfigureAwait(false);
-                    result = outcome.Result;
-                    failure = outcome.Exception;
+                    // What Polly answers before a first try whose token is already cancelled.
+                    return await TimedOutOrGoneAsync().ConfigureAwait(false);
                 }
-                finally
+
+                // The first try runs outside Polly: most never need a retry, and Polly's strategy costs a
+                // context, an outcome and two state machines per request. Only a try that wants a retry
+                // enters the retry strategy, which sees that outcome first (replayed, not sent again), so
+                // its backoff, attempt count and OnRetry metrics are what they were with every try inside it.
+                var outcome = await TryOnceAsync(null).ConfigureAwait(false);
+                if (outcome.Exception is null && outcome.Result.Retry)
                 {
-                    ResilienceContextPool.Shared.Return(resilience);
+                    _firstOutcome = outcome;
+                    var resilience = ResilienceContextPool.Shared.Get(RequestToken);
+                    try
+                    {
+                        outcome = await _retry.Pipeline!.ExecuteOutcomeAsync(static (ctx, exchange) => exchange.ReplayOrTryAsync(ctx), resilience, this).ConfigureAwait(false);
+                    }
+                    finally
+                    {
+                        ResilienceContextPool.Shared.Return(resilience);
+                    }
                 }
+
+                result = outcome.Result;
+                failure = outcome.Exception;
             }
             else
             {
@@ -263,6 +280,18 @@ internal sealed class ResilientExchange : IHttpRequestLifetimeFeature, IDisposab
         response.StatusCode = status;
         response.ContentType = "text/plain; charset=utf-8";
         return response.WriteAsync(body);
+    }
+
+    /// <summary>Inside the retry strategy: the first try's outcome once (it was made outside), then new tries.</summary>
+    private ValueTask<Outcome<AttemptOutcome>> ReplayOrTryAsync(ResilienceContext resilience)
+    {
+        if (_firstOutcome is { } first)
+        {
+            _firstOutcome = null;
+            return new ValueTask<Outcome<AttemptOutcome>>(first);
+        }
+
+        return TryOnceAsync(resilience);
     }
 
     /// <summary>One try: pick (another) endpoint, pass its breaker, forward.</summary>

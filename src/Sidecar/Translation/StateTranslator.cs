@@ -44,8 +44,8 @@ internal sealed class StateTranslator(UpstreamClients clients, UpstreamTlsClient
         var localId = LocalClusterPrefix + options.Service.Name;
         if (options.Service.Port > 0)
         {
-            var local = new ServiceOptions { Protocol = options.Service.Protocol };
-            clusters[localId] = BuildCluster(localId, local, [new ServiceEndpoint(options.Service.Address, options.Service.Port)], previous, options.Performance.MeshHttp1Client);
+            var local = UpstreamTlsClients.LocalApp(options);
+            clusters[localId] = BuildCluster(localId, local, [new ServiceEndpoint(options.Service.Address, options.Service.Port)], previous, options.Performance.MeshHttp1Client, tlsClients.ForLocalApp(options, local));
         }
 
         var routes = new Dictionary<string, RouteTable>(StringComparer.Ordinal);

@@ -72,7 +72,9 @@ public sealed class ConsulTestServerTests : IAsyncLifetime
     public async Task TtlCheck_NotUpdated_TurnsCriticalAndReaperDeregisters()
     {
         using var client = new ConsulClient(new ConsulClientOptions { Address = _server.Address });
-        await client.RegisterServiceAsync(new AgentServiceRegistration { Id = "t", Name = "t", Port = 1, Check = new AgentServiceCheck { Ttl = "300ms", DeregisterCriticalServiceAfter = "700ms" } });
+        // A TTL check starts critical, so the reaper's clock runs from registration: give the pass call
+        // seconds, not milliseconds, to arrive on a loaded machine (CI once took over 700 ms).
+        await client.RegisterServiceAsync(new AgentServiceRegistration { Id = "t", Name = "t", Port = 1, Check = new AgentServiceCheck { Ttl = "1s", DeregisterCriticalServiceAfter = "3s" } });
         await client.PassTtlAsync("service:t");
 
         await _server.WaitUntilAsync(s => s.Check("service:t")?.Status == "critical", Deadline, "the TTL expires");

@@ -508,6 +508,13 @@ public sealed partial class DocumentedMessagesTests
         ["'tag' is a request filter (use it in routes[].filters)"] = () => ValidateWithPlugins(c => Listener(c)["connectionFilters"] = Filters(new JsonObject { ["name"] = "tag" })),
         ["udp listeners have no connections to filter; use a tcp, tls-passthrough, http or auto listener"] = () => ValidateWithPlugins(c => c["listeners"]!.AsArray().Add(new JsonObject { ["name"] = "u", ["protocol"] = "udp", ["service"] = "api", ["connectionFilters"] = Filters(new JsonObject { ["name"] = "keys" }) })),
         ["plugins.directory: is required (a folder, relative to the config file)"] = () => Validate(c => c["plugins"] = new JsonObject { ["directory"] = "" }),
+        ["refused there: DIR/auth.js (auth.js:3:1: Unexpected token '}')"] = () => ValidateWithJs("function onRequest(req, ctx) {\n}\n}\n", c => Route(c)["filters"] = Filters(new JsonObject { ["name"] = "auth.js" })),
+        ["service.tls.mode: mesh is for peer sidecars; the local app takes off or tls"] = () => Validate(c => c["service"]!["tls"] = new JsonObject { ["mode"] = "mesh" }),
+        ["jsFilters.directory: is required (a folder of .js files, relative to the config file)"] = () => Validate(c => c["jsFilters"] = new JsonObject { ["directory"] = "" }),
+        ["jsFilters.timeoutMs: 0 is out of range; use 1 to 300000"] = () => Validate(c => c["jsFilters"] = new JsonObject { ["timeoutMs"] = 0 }),
+        ["jsFilters.maxStatements: -1 is out of range; use 1 or more"] = () => Validate(c => c["jsFilters"] = new JsonObject { ["maxStatements"] = -1 }),
+        ["jsFilters.memoryLimitMb: 5000 is out of range; use 1 to 4096"] = () => Validate(c => c["jsFilters"] = new JsonObject { ["memoryLimitMb"] = 5000 }),
+        ["jsFilters.recursionLimit: 0 is out of range; use 1 to 10000"] = () => Validate(c => c["jsFilters"] = new JsonObject { ["recursionLimit"] = 0 }),
         ["500 filter 'NAME' failed"] = () => FilteredRequestAsync(Filters(new JsonObject { ["name"] = "fault", ["config"] = new JsonObject { ["mode"] = "throw" } })),
         ["503 filter 'api-key' (routes[0].filters[1]) is not loaded; see /admin/plugins"] = () => FilteredRequestAsync(Filters(new JsonObject { ["name"] = "tag", ["config"] = new JsonObject { ["tag"] = "a" } }, new JsonObject { ["name"] = "api-key" })),
 
@@ -594,6 +601,26 @@ public sealed partial class DocumentedMessagesTests
         var path = Path.Combine(PluginConfigDirectory(), "sidecar.json");
         await File.WriteAllTextAsync(path, config.ToJsonString());
         return await Cli("validate", "--config", path);
+    }
+
+    // validate with a JavaScript filters directory holding auth.js with this source.
+    private static async Task<string> ValidateWithJs(string authJs, Action<JsonObject> change)
+    {
+        var directory = Directory.CreateTempSubdirectory("mesh-docs-js-").FullName;
+        try
+        {
+            Directory.CreateDirectory(Path.Combine(directory, "filters"));
+            await File.WriteAllTextAsync(Path.Combine(directory, "filters", "auth.js"), authJs);
+            var config = Base();
+            change(config);
+            var path = Path.Combine(directory, "sidecar.json");
+            await File.WriteAllTextAsync(path, config.ToJsonString());
+            return await Cli("validate", "--config", path);
+        }
+        finally
+        {
+            Directory.Delete(directory, recursive: true);
+        }
     }
 
     // A sidecar whose route runs these filters, and the answer to one request.

@@ -9,7 +9,7 @@ namespace Mesh.FunctionalTests.Security;
 public sealed class EdgeTlsTests : IDisposable
 {
     // Python's http.server behind its ssl module: a TLS upstream nobody here wrote.
-    private const string PythonTlsServer = """
+    internal const string PythonTlsServer = """
         import http.server, ssl, sys
         class Handler(http.server.BaseHTTPRequestHandler):
             def do_GET(self):

@@ -28,8 +28,9 @@ public class FilterConfigTests
         Assert.True(result.IsValid, string.Join("\n", result.Errors));
         var filters = result.Options!.Routes[0].Filters;
         Assert.Equal(["api-key", "rate-limit"], filters.Select(f => f.Name));
-        Assert.Equal((FilterErrorPolicies.Reject, 1000), (filters[0].OnError, filters[0].TimeoutMs));
-        Assert.Equal((FilterErrorPolicies.Continue, 250), (filters[1].OnError, filters[1].TimeoutMs));
+        // An absent timeoutMs stays absent: the chain gives C# filters 1000 ms and JavaScript filters jsFilters.timeoutMs.
+        Assert.Equal((FilterErrorPolicies.Reject, (int?)null), (filters[0].OnError, filters[0].TimeoutMs));
+        Assert.Equal((FilterErrorPolicies.Continue, (int?)250), (filters[1].OnError, filters[1].TimeoutMs));
         Assert.Equal("plugins", result.Options.Plugins.Directory);
     }
 

@@ -116,6 +116,16 @@ public sealed partial class FilterChain
             {
                 pending = entry.RequestFilter!.OnRequestAsync(context, cancellationToken);
             }
+            catch (FilterTimeoutException) when (entry.OnError is not null)
+            {
+                // A filter that enforces its own time limit synchronously (JavaScript) ran past it.
+                if (TimedOut(entry, started, out var answer))
+                {
+                    return new ValueTask<FilterResult>(answer);
+                }
+
+                continue;
+            }
             catch (Exception ex) when (entry.OnError is not null && !(ex is OperationCanceledException && cancellationToken.IsCancellationRequested))
             {
                 if (Failed(entry, started, ex, out var answer))

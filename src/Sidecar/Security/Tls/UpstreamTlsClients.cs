@@ -33,7 +33,20 @@ internal sealed class UpstreamTlsClients(IdentityManager identity, SecurityMetri
             }
             catch (CertificateFileException ex)
             {
-                errors.Add(new ConfigError(PathOf(name, service, ex), ex.Message));
+                errors.Add(new ConfigError(PathOf($"services.{name}.tls", service, ex), ex.Message));
+            }
+        }
+
+        if (options.Service.Tls.Mode == UpstreamTlsModes.Tls && options.Service.Port > 0)
+        {
+            var local = LocalApp(options);
+            try
+            {
+                Get(LocalName(options), local, options);
+            }
+            catch (CertificateFileException ex)
+            {
+                errors.Add(new ConfigError(PathOf("service.tls", local, ex), ex.Message));
             }
         }
 
@@ -67,9 +80,17 @@ internal sealed class UpstreamTlsClients(IdentityManager identity, SecurityMetri
         }
     }
 
-    private static string PathOf(string name, ServiceOptions service, CertificateFileException ex)
+    /// <summary>The local app as a service: its protocol and <c>service.tls</c>.</summary>
+    public static ServiceOptions LocalApp(MeshOptions options) => new() { Protocol = options.Service.Protocol, Tls = options.Service.Tls };
+
+    /// <summary>The TLS client of the local app (inbound listeners deliver to it), or null when it is plaintext.</summary>
+    public UpstreamTls? ForLocalApp(MeshOptions options, ServiceOptions local) => For(LocalName(options), local, options);
+
+    // The key of the local app's client; a service cannot be named so (':' is refused in names).
+    private static string LocalName(MeshOptions options) => "inbound:" + options.Service.Name;
+
+    private static string PathOf(string at, ServiceOptions service, CertificateFileException ex)
     {
-        var at = $"services.{name}.tls";
         var tls = service.Tls;
         return ex.File is null ? at + ".serverIdentity"
             : ex.File == tls.CaFile ? at + ".caFile"

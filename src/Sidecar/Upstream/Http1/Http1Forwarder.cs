@@ -300,6 +300,12 @@ internal sealed partial class Http1Forwarder(ILogger<Http1Forwarder> logger)
     private static ValueTask<FlushResult> FlushWrittenAsync(PipeWriter writer) =>
         writer.CanGetUnflushedBytes && writer.UnflushedBytes == 0 ? default : writer.FlushAsync();
 
+    /// <summary>The most a Content-Length (or chunk) body asks of the client's pipe per receive.</summary>
+    private const int BodyReceiveHint = 64 * 1024;
+
+    /// <summary>What a body read to the connection's close asks per receive: its length is unknown.</summary>
+    private const int CloseDelimitedReceiveHint = 16 * 1024;
+
     /// <summary>Receives more response bytes after the unread ones, compacting or growing the buffer; 0 at end of stream.</summary>
     private static ValueTask<int> FillAsync(Http1Connection connection, int limit)
     {
@@ -371,7 +377,9 @@ internal sealed partial class Http1Forwarder(ILogger<Http1Forwarder> logger)
             // A slow client holding the flush back is not an idle upstream.
             connection.Touch(timeoutMs);
 
-            var memory = writer.GetMemory();
+            // Ask the pipe for room for the rest (up to BodyReceiveHint): a 16 KiB body then arrives in one
+            // receive and one send instead of four of Kestrel's 4 KiB blocks, as YARP's 64 KiB copier does.
+            var memory = writer.GetMemory((int)Math.Min(length, BodyReceiveHint));
             var received = await connection.Socket.ReceiveAsync(memory[..(int)Math.Min(memory.Length, length)], SocketFlags.None).ConfigureAwait(false);
             if (received == 0)
             {
@@ -406,7 +414,7 @@ internal sealed partial class Http1Forwarder(ILogger<Http1Forwarder> logger)
             // A slow client holding the flush back is not an idle upstream.
             connection.Touch(timeoutMs);
 
-            var memory = writer.GetMemory();
+            var memory = writer.GetMemory(CloseDelimitedReceiveHint);
             var received = await connection.Socket.ReceiveAsync(memory, SocketFlags.None).ConfigureAwait(false);
             if (received == 0)
             {
