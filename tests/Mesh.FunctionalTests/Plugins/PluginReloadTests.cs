@@ -233,6 +233,8 @@ public sealed class PluginReloadTests(ITestOutputHelper output)
         Assert.Equal("2.0.0", fresh.Headers.GetValues("x-stamp-response").Single());
 
         // The old version drains: the in-flight request still holds its filter, so its context lives.
+        // It is retired right after the swap that new requests already see, so wait for it.
+        await Mesh.FunctionalTests.Consul.ConsulHarness.EventuallyAsync(() => Task.FromResult(v1.State != PackageState.Loaded), "the old version retired");
         Assert.Equal(PackageState.Draining, v1.State);
         Collect(v1);
         Assert.True(v1.LoadContext!.IsAlive);
