@@ -196,6 +196,10 @@ public class ConsistentHashBalancerTests
         var counts = Count(endpoints, Keys.Select(k => balancer.Pick(k)));
 
         Assert.Equal([7714, 2286], counts);
+        // Key by key, not only in total: a ring scaled the wrong way (4M points) happens to give
+        // the same totals for these keys, but places them differently.
+        var firstOwners = string.Concat(Keys.Take(64).Select(k => balancer.Pick(k) == endpoints[0] ? '0' : '1'));
+        Assert.Equal("0000001001001110001100001100000000000010100001011000100000000101", firstOwners);
     }
 
     [Fact]
