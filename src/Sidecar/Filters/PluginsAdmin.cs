@@ -10,6 +10,12 @@ namespace Mesh.Sidecar.Filters;
 /// <summary>Renders the plugin catalog and the filter counters as JSON.</summary>
 internal sealed class PluginsAdmin(FilterRuntime filters, FilterMetrics metrics)
 {
+    /// <summary>A JavaScript file's <c>topLevel</c>: run once per engine, then frozen.</summary>
+    public const string SharedTopLevel = "shared";
+
+    /// <summary>A JavaScript file's <c>topLevel</c>: run again before every call.</summary>
+    public const string PerCallTopLevel = "per-call";
+
     public JsonObject Render()
     {
         var stats = metrics.AllStats.ToList();
@@ -28,7 +34,7 @@ internal sealed class PluginsAdmin(FilterRuntime filters, FilterMetrics metrics)
                 if (package.RequestFactories is [JsFilterFactory js])
                 {
                     // Whether the file's top level runs once per engine (then frozen) or again for every call, and why.
-                    entry["topLevel"] = js.Script.SharedTopLevel ? "shared" : "per-call";
+                    entry["topLevel"] = js.Script.SharedTopLevel ? SharedTopLevel : PerCallTopLevel;
                     entry["topLevelReason"] = js.Script.FreshReason;
                 }
             }

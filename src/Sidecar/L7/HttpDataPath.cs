@@ -188,7 +188,16 @@ internal sealed partial class HttpDataPath(
             {
                 // 6r. Resilience (src/Sidecar/Resilience): concurrency limit, route and per-try timeouts, retries on
                 // other endpoints behind a response gate, per-endpoint breakers, outlier detection, the mirror.
-                (error, endpoint) = await resilience.ForwardAsync(context, state, route, cluster, subset, endpoint).ConfigureAwait(false);
+                var exchange = resilience.Begin(context, state, route, cluster, subset, endpoint);
+                try
+                {
+                    error = await exchange.RunAsync().ConfigureAwait(false);
+                    endpoint = exchange.Endpoint;
+                }
+                finally
+                {
+                    exchange.Dispose();
+                }
             }
             else
             {

@@ -170,7 +170,11 @@ internal sealed class ResilientExchange : IHttpRequestLifetimeFeature, IDisposab
                 // context, an outcome and two state machines per request. Only a try that wants a retry
                 // enters the retry strategy, which sees that outcome first (replayed, not sent again), so
                 // its backoff, attempt count and OnRetry metrics are what they were with every try inside it.
-                var outcome = await TryOnceAsync(null).ConfigureAwait(false);
+                // Without a breaker the first try is the send itself (no endpoint to pick again, none tried
+                // before): one async method fewer between the data path and the upstream call.
+                var outcome = _service?.Breaker is null
+                    ? Outcome.FromResult(await FirstSendAsync().ConfigureAwait(false))
+                    : await TryOnceAsync(null).ConfigureAwait(false);
                 if (outcome.Exception is null && outcome.Result.Retry)
                 {
                     _firstOutcome = outcome;
@@ -190,7 +194,9 @@ internal sealed class ResilientExchange : IHttpRequestLifetimeFeature, IDisposab
             }
             else
             {
-                var outcome = await TryOnceAsync(null).ConfigureAwait(false);
+                var outcome = _service?.Breaker is null
+                    ? Outcome.FromResult(await FirstSendAsync().ConfigureAwait(false))
+                    : await TryOnceAsync(null).ConfigureAwait(false);
                 result = outcome.Result;
                 failure = outcome.Exception;
             }
@@ -280,6 +286,13 @@ internal sealed class ResilientExchange : IHttpRequestLifetimeFeature, IDisposab
         response.StatusCode = status;
         response.ContentType = "text/plain; charset=utf-8";
         return response.WriteAsync(body);
+    }
+
+    /// <summary>The first try's send, as <see cref="TryOnceAsync"/> makes it when no breaker applies.</summary>
+    private ValueTask<AttemptOutcome> FirstSendAsync()
+    {
+        _attempt = 0;
+        return SendAsync();
     }
 
     /// <summary>Inside the retry strategy: the first try's outcome once (it was made outside), then new tries.</summary>

@@ -11,7 +11,7 @@ namespace Mesh.Sidecar.Resilience;
 
 /// <summary>
 /// Called by <c>HttpDataPath</c> only for routes and services with a policy, so the plain path stays as
-/// it was. <see cref="AdmitAsync"/> runs after the route match; <see cref="ForwardAsync"/> replaces the
+/// it was. <see cref="AdmitAsync"/> runs after the route match; <see cref="Begin"/> replaces the
 /// plain upstream call and returns the same <see cref="ForwarderError"/> for the data path to report.
 /// </summary>
 internal sealed class ResilientForwarder(
@@ -29,7 +29,7 @@ internal sealed class ResilientForwarder(
 
     public ResilienceClock Clock { get; } = clock;
 
-    /// <summary>True when the upstream call of this route and service goes through <see cref="ForwardAsync"/>.</summary>
+    /// <summary>True when the upstream call of this route and service goes through <see cref="Begin"/>.</summary>
     public static bool Applies(CompiledRoute route, Cluster cluster) =>
         route.Policy is { OnRequestPath: true } || cluster.Resilience is { OnRequestPath: true };
 
@@ -84,21 +84,13 @@ internal sealed class ResilientForwarder(
         return (target.Service, target.Subset);
     }
 
-    /// <summary>Forwards with the route's and the service's policies; the endpoint of the last try comes back too.</summary>
-    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
-    public async ValueTask<(ForwarderError Error, EndpointState Endpoint)> ForwardAsync(HttpContext context, MeshState state, CompiledRoute route, Cluster cluster, string? subset, EndpointState first)
-    {
-        var exchange = new ResilientExchange(this, context, state, route, cluster, subset, first);
-        try
-        {
-            var error = await exchange.RunAsync().ConfigureAwait(false);
-            return (error, exchange.Endpoint);
-        }
-        finally
-        {
-            exchange.Dispose();
-        }
-    }
+    /// <summary>
+    /// The request's exchange with the route's and the service's policies: the data path awaits its
+    /// <c>RunAsync</c> itself (one async method fewer per request), takes the last try's endpoint
+    /// from it, and disposes it.
+    /// </summary>
+    public ResilientExchange Begin(HttpContext context, MeshState state, CompiledRoute route, Cluster cluster, string? subset, EndpointState first) =>
+        new(this, context, state, route, cluster, subset, first);
 
     /// <summary>Sends the request's copy to the route's mirror service, in the background.</summary>
     public void Mirror(HttpContext context, MeshState state, CompiledRoute route, ReplayableBody? body, bool bodyNotKept) =>

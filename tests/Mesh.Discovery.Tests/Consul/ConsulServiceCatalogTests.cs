@@ -288,7 +288,9 @@ public sealed class ConsulServiceCatalogTests : IAsyncLifetime
 
         var endpoint = Assert.Single(ConsulServiceCatalog.ToEndpoints(entries, new ConsulServiceQuery("redis", Tag: "PRIMARY")));
 
-        Assert.Equal(("10.1.10.12", 8000, 10), (endpoint.Address, endpoint.Port, endpoint.Weight));
+        // The service's own address (the sample's, a private one: parsed, never dialled), not its wan address.
+        Assert.Equal((entries[0].Service.Address, 8000, 10), (endpoint.Address, endpoint.Port, endpoint.Weight));
+        Assert.NotEqual(entries[0].Service.TaggedAddresses!["wan"].Address, endpoint.Address);
         Assert.Equal(["primary"], endpoint.Tags);
         Assert.Equal("4.0", endpoint.Metadata["redis_version"]);
         Assert.Empty(ConsulServiceCatalog.ToEndpoints(entries, new ConsulServiceQuery("redis", Tag: "replica")));

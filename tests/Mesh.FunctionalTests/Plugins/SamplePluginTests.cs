@@ -126,7 +126,7 @@ public sealed class SamplePluginTests
             port = 0,
             protocol = "tcp",
             service = "svc",
-            connectionFilters = new object[] { new { name = "source-allowlist", config = new { allow = new[] { "127.0.0.8/32", "10.0.0.0/8" } } } },
+            connectionFilters = new object[] { new { name = "source-allowlist", config = new { allow = new[] { "127.0.0.8/32", "192.0.2.0/24" } } } },
         };
         await using var sidecar = await TestSidecar.StartAsync(Config(plugins.Path, listener, [], L4Harness.Services(("svc", L4Harness.Service([backend.Endpoint])))));
         var target = sidecar.Sidecar.EndpointOf("tcp");

@@ -21,12 +21,12 @@ public sealed class JsApiTests
               }));
             }
             """);
-        var context = new JsTestContext { Method = "POST", Scheme = "https", Host = "shop.local", Path = "/cart", ClientAddress = "10.0.0.7", Listener = "inbound", Route = "cart", Service = "shop", PeerIdentity = "spiffe://mesh.local/ns/default/svc/web" };
+        var context = new JsTestContext { Method = "POST", Scheme = "https", Host = "shop.local", Path = "/cart", ClientAddress = "127.0.0.7", Listener = "inbound", Route = "cart", Service = "shop", PeerIdentity = "spiffe://mesh.local/ns/default/svc/web" };
 
         var body = Json(Js.Body(filter, context));
 
         Assert.Equal(
-            ("POST", "https", "shop.local", "/cart", "10.0.0.7", "spiffe://mesh.local/ns/default/svc/web", "inbound", "cart", "shop"),
+            ("POST", "https", "shop.local", "/cart", "127.0.0.7", "spiffe://mesh.local/ns/default/svc/web", "inbound", "cart", "shop"),
             (body.GetProperty("method").GetString(), body.GetProperty("scheme").GetString(), body.GetProperty("host").GetString(), body.GetProperty("path").GetString(),
              body.GetProperty("clientAddress").GetString(), body.GetProperty("peer").GetString(), body.GetProperty("listener").GetString(),
              body.GetProperty("route").GetString(), body.GetProperty("service").GetString()));

@@ -27,7 +27,7 @@ public class ConsulConfigTests
             c["consul"] = JsonNode.Parse("""
                 {
                   "address": "http://127.0.0.1:8500", "token": "t", "datacenter": "dc2",
-                  "register": true, "serviceId": "web-1", "advertiseAddress": "10.0.0.5",
+                  "register": true, "serviceId": "web-1", "advertiseAddress": "127.0.0.5",
                   "tags": ["v1"], "meta": { "team": "core" },
                   "check": { "type": "ttl", "intervalMs": 2000, "timeoutMs": 1000, "ttlMs": 9000, "deregisterCriticalAfterMs": 120000 },
                   "deregisterGraceMs": 500
@@ -38,7 +38,7 @@ public class ConsulConfigTests
 
         Assert.True(result.IsValid, string.Join("\n", result.Errors));
         var consul = result.Options!.Consul!;
-        Assert.Equal(("http://127.0.0.1:8500", "t", "dc2", "web-1", "10.0.0.5"), (consul.Address, consul.Token, consul.Datacenter, consul.ServiceId, consul.AdvertiseAddress));
+        Assert.Equal(("http://127.0.0.1:8500", "t", "dc2", "web-1", "127.0.0.5"), (consul.Address, consul.Token, consul.Datacenter, consul.ServiceId, consul.AdvertiseAddress));
         Assert.Equal(["v1"], consul.Tags);
         Assert.Equal("core", consul.Meta["team"]);
         Assert.Equal((ConsulCheckTypes.Ttl, 2000, 1000, 9000, 120000), (consul.Check.Type, consul.Check.IntervalMs, consul.Check.TimeoutMs, consul.Check.TtlMs, consul.Check.DeregisterCriticalAfterMs));

@@ -51,7 +51,7 @@ public sealed class JsIsolationTests
         await using var backend = await TestBackend.StartAsync("api");
         await using var sidecar = await TestSidecar.StartAsync(SidecarConfig(
             js.Path,
-            [Route("shared", "/shared", [new { name = "shared.js", timeoutMs = 10_000 }]), Route("counter", "/", [new { name = "counter.js", timeoutMs = 10_000 }])],
+            [Route("frozen", "/frozen", [new { name = "shared.js", timeoutMs = 10_000 }]), Route("counter", "/", [new { name = "counter.js", timeoutMs = 10_000 }])],
             Services(("api", TestConfig.Service([backend])))));
         using var http1 = Clients.Http1();
         using var http2 = Clients.Http2();
@@ -59,7 +59,7 @@ public sealed class JsIsolationTests
         var answers = await Task.WhenAll(Enumerable.Range(0, 120).Select(async i =>
         {
             var h2 = i % 2 == 1;
-            var request = Clients.Get(sidecar.Listener(), i % 3 == 0 ? "/shared" : "/", http2: h2);
+            var request = Clients.Get(sidecar.Listener(), i % 3 == 0 ? "/frozen" : "/", http2: h2);
             request.Headers.Add("x-id", i.ToString(CultureInfo.InvariantCulture));
             using var response = await (h2 ? http2 : http1).SendAsync(request);
             Assert.Equal(HttpStatusCode.OK, response.StatusCode);

@@ -106,7 +106,7 @@ public sealed class JsReloadTests(ITestOutputHelper output)
         Assert.Contains(logs.Entries, e => e.EventId == 5201 && e.Message.Contains(file, StringComparison.Ordinal) && e.Message.Contains("stamp.js:4:1: ", StringComparison.Ordinal));
         Assert.True(fixedLatency < Promised, $"served after {fixedLatency}");
         var fixedPlugin = await WaitForPluginAsync(sidecar, file, p => p["refused"] is null);
-        Assert.Equal("shared", (string?)fixedPlugin["topLevel"]);
+        Assert.Equal(Mesh.Sidecar.Filters.PluginsAdmin.SharedTopLevel, (string?)fixedPlugin["topLevel"]);
     }
 
     [Fact]
