@@ -163,24 +163,27 @@ internal sealed partial class MeshRuntime : IAsyncDisposable
         Reloaded([new ConfigError(configPath, $"{exception.GetType().Name}: {exception.Message}")]);
     }
 
+    // Logged before it is counted: whoever sees the reload in /metrics finds its lines in the log.
     private void Reloaded(IReadOnlyList<ConfigError> errors)
     {
-        _metrics.ConfigReloaded(errors.Count == 0);
         if (errors.Count == 0)
         {
             Log.ConfigApplied(_logger, _store.Current.Version);
-            return;
+        }
+        else
+        {
+            foreach (var error in errors)
+            {
+                Log.ConfigRejected(_logger, error.Path, error.Message);
+            }
+
+            if (_store.HasState)
+            {
+                Log.KeptLastGood(_logger, _store.Current.Version);
+            }
         }
 
-        foreach (var error in errors)
-        {
-            Log.ConfigRejected(_logger, error.Path, error.Message);
-        }
-
-        if (_store.HasState)
-        {
-            Log.KeptLastGood(_logger, _store.Current.Version);
-        }
+        _metrics.ConfigReloaded(errors.Count == 0);
     }
 
     // Later providers (Consul) publish on their own schedule; each snapshot re-translates the current config.
