@@ -129,59 +129,39 @@ internal sealed class JsEngine : IDisposable
     public FilterResult OnRequest(IRequestContext context)
     {
         _call.BeginRequest(context);
-        _deadline.Arm();
-        try
-        {
-            if (_script.SharedTopLevel)
-            {
-                _handlerArgs[0] = _request;
-                _handlerArgs[1] = _context;
-                _engine.Call(_onRequest, JsValue.Undefined, _handlerArgs);
-            }
-            else
-            {
-                _wrapperArgs[0] = 0;
-                _wrapperArgs[1] = _request;
-                _wrapperArgs[2] = _context;
-                _engine.Call(_wrapper, JsValue.Undefined, _wrapperArgs);
-            }
-
-            _engine.Advanced.ProcessTasks();
-            return _call.Decision;
-        }
-        catch (Exception ex)
-        {
-            throw Describe(ex) ?? new JsCallException(null, $"{_script.Name}: {ex.GetType().Name}: {ex.Message}", ex);
-        }
-        finally
-        {
-            _deadline.Disarm();
-            _call.End();
-        }
+        return Run(_onRequest, 0, _request);
     }
 
     /// <summary>Runs <c>onResponse(res, ctx)</c> and the promise jobs it queued, within the limits.</summary>
     public void OnResponse(IResponseContext context)
     {
         _call.BeginResponse(context);
+        Run(_onResponse, 1, _response);
+    }
+
+    // One call of a handler (kind 0: onRequest, 1: onResponse) with its view and ctx, then the promise
+    // jobs it queued, within the limits; returns the decision, and the call's state is ended whatever happens.
+    private FilterResult Run(JsValue handler, int kind, JsValue view)
+    {
         _deadline.Arm();
         try
         {
             if (_script.SharedTopLevel)
             {
-                _handlerArgs[0] = _response;
+                _handlerArgs[0] = view;
                 _handlerArgs[1] = _context;
-                _engine.Call(_onResponse, JsValue.Undefined, _handlerArgs);
+                _engine.Call(handler, JsValue.Undefined, _handlerArgs);
             }
             else
             {
-                _wrapperArgs[0] = 1;
-                _wrapperArgs[1] = _response;
+                _wrapperArgs[0] = kind;
+                _wrapperArgs[1] = view;
                 _wrapperArgs[2] = _context;
                 _engine.Call(_wrapper, JsValue.Undefined, _wrapperArgs);
             }
 
             _engine.Advanced.ProcessTasks();
+            return _call.Decision;
         }
         catch (Exception ex)
         {
