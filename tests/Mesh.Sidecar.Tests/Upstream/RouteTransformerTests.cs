@@ -207,4 +207,21 @@ public class RouteTransformerTests
         context.Request.QueryString = new QueryString(query);
         return context;
     }
+
+    [Fact]
+    public async Task TransformResponseAsync_ResponseHeaderTransforms_ApplyOnTheYarpPath()
+    {
+        var transformer = new RouteTransformer(new TransformOptions
+        {
+            ResponseHeaders = new HeaderTransformOptions { Set = new Dictionary<string, string> { ["x-served-by"] = "mesh" } },
+        });
+        var context = new DefaultHttpContext();
+        using var upstream = new HttpResponseMessage(System.Net.HttpStatusCode.OK) { Content = new ByteArrayContent([]) };
+        upstream.Headers.TryAddWithoutValidation("x-served-by", "app");
+
+        var copyBody = await transformer.TransformResponseAsync(context, upstream, CancellationToken.None);
+
+        Assert.True(copyBody);
+        Assert.Equal("mesh", context.Response.Headers["x-served-by"].ToString());
+    }
 }
