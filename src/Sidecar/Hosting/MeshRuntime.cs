@@ -196,7 +196,15 @@ internal sealed partial class MeshRuntime : IAsyncDisposable
             {
                 var current = _store.Current;
                 _store.Swap(_translator.Build(current.Options, _catalogs, current, Interlocked.Increment(ref _version)));
-                Log.DiscoveryApplied(_logger, catalog.Name, snapshot.Version);
+                if (snapshot.Version == 0)
+                {
+                    // A provider's empty start (Consul without a consul block): nothing an operator needs to see.
+                    Log.DiscoveryEmpty(_logger, catalog.Name);
+                }
+                else
+                {
+                    Log.DiscoveryApplied(_logger, catalog.Name, snapshot.Version);
+                }
             }
             finally
             {
@@ -275,5 +283,8 @@ internal sealed partial class MeshRuntime : IAsyncDisposable
 
         [LoggerMessage(2004, LogLevel.Information, "Discovery provider {Provider} published snapshot {SnapshotVersion}")]
         public static partial void DiscoveryApplied(ILogger logger, string provider, long snapshotVersion);
+
+        [LoggerMessage(2006, LogLevel.Debug, "Discovery provider {Provider} published its empty first snapshot")]
+        public static partial void DiscoveryEmpty(ILogger logger, string provider);
     }
 }

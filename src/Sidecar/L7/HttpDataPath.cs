@@ -188,10 +188,23 @@ internal sealed partial class HttpDataPath(
             {
                 // 6r. Resilience (src/Sidecar/Resilience): concurrency limit, route and per-try timeouts, retries on
                 // other endpoints behind a response gate, per-endpoint breakers, outlier detection, the mirror.
+                // Without a concurrency limit or breaker the first try is sent here like a plain one, and the exchange
+                // steps in only when it wants a retry or an answer of its own.
                 var exchange = resilience.Begin(context, state, route, cluster, subset, endpoint);
                 try
                 {
-                    error = await exchange.RunAsync().ConfigureAwait(false);
+                    if (exchange.TryBeginFirstTry())
+                    {
+                        var sent = cluster.Http1 is { } http1 && Http1Forwarder.CanForward(context)
+                            ? await http1Forwarder.SendAsync(context, endpoint, http1, route.Transformer).ConfigureAwait(false)
+                            : await forwarder.SendAsync(context, endpoint.DestinationPrefix, cluster.Invoker, cluster.RequestConfig, route.Transformer).ConfigureAwait(false);
+                        error = await exchange.EndFirstTryAsync(sent).ConfigureAwait(false);
+                    }
+                    else
+                    {
+                        error = await exchange.RunAsync().ConfigureAwait(false);
+                    }
+
                     endpoint = exchange.Endpoint;
                 }
                 finally

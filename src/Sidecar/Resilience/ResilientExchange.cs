@@ -54,8 +54,8 @@ internal sealed class ResilientExchange : IHttpRequestLifetimeFeature, IDisposab
     private readonly RetryRules? _retry;
     private readonly RoutePolicy? _policy;
     private readonly CancellationToken _clientToken;
-    private readonly IHttpRequestLifetimeFeature _lifetime;
-    private readonly IHttpResponseBodyFeature _body;
+    private IHttpRequestLifetimeFeature? _lifetime;
+    private IHttpResponseBodyFeature? _body;
     private readonly bool _isGrpc;
     private readonly EndpointState _first;
     private EndpointState _endpoint;
@@ -72,6 +72,8 @@ internal sealed class ResilientExchange : IHttpRequestLifetimeFeature, IDisposab
     private CancellationTokenSource? _tryDeadline;
     private CancellationTokenRegistration _tryLink;
     private bool _timeoutInstalled;
+    private bool _retrying;
+    private EndpointState? _entered;
     private Outcome<AttemptOutcome>? _firstOutcome;
     private int _timeoutMs;
 
@@ -89,8 +91,6 @@ internal sealed class ResilientExchange : IHttpRequestLifetimeFeature, IDisposab
         _endpoint = first;
         _first = first;
         _clientToken = context.RequestAborted;
-        _lifetime = context.Features.Get<IHttpRequestLifetimeFeature>()!;
-        _body = context.Features.Get<IHttpResponseBodyFeature>()!;
         _isGrpc = context.Request.ContentType is { } type && type.StartsWith("application/grpc", StringComparison.OrdinalIgnoreCase);
     }
 
@@ -109,7 +109,49 @@ internal sealed class ResilientExchange : IHttpRequestLifetimeFeature, IDisposab
     private bool RouteTimedOut => _deadline is { IsCancellationRequested: true } && !_clientToken.IsCancellationRequested;
 
     /// <summary>Aborting the try's request means aborting the client's connection, as without the stage.</summary>
-    public void Abort() => _lifetime.Abort();
+    public void Abort() => Lifetime.Abort();
+
+    // Kestrel's features, read only when a timeout or the response gate replaces them (most requests never do).
+    private IHttpRequestLifetimeFeature Lifetime => _lifetime ??= _context.Features.Get<IHttpRequestLifetimeFeature>()!;
+
+    private IHttpResponseBodyFeature Body => _body ??= _context.Features.Get<IHttpResponseBodyFeature>()!;
+
+    /// <summary>
+    /// Readies the first try for the data path to send itself, as it sends a request without policies (one
+    /// async method per request instead of three): true when nothing on the way needs an await (no
+    /// concurrency limit, no breaker, the client still there). Then the data path sends to
+    /// <see cref="Endpoint"/> and passes the result to <see cref="EndFirstTryAsync"/>. False: nothing was
+    /// done, and <see cref="RunAsync"/> takes the whole request.
+    /// </summary>
+    public bool TryBeginFirstTry()
+    {
+        if (_service is { Limiter: not null } or { Breaker: not null } || _clientToken.IsCancellationRequested)
+        {
+            return false;
+        }
+
+        StartDeadline();
+        Prepare();
+        _attempt = 0;
+        BeginSend();
+        return true;
+    }
+
+    /// <summary>
+    /// The first try's result, sent by the data path after <see cref="TryBeginFirstTry"/>: classified as
+    /// <c>RunAsync</c> classifies it, then retried through the retry strategy when a retry is wanted.
+    /// Completes synchronously when the try was the answer (almost always).
+    /// </summary>
+    public ValueTask<ForwarderError> EndFirstTryAsync(ForwarderError error)
+    {
+        var result = EndSend(error);
+        if (!result.Retry && result.Kind == AttemptKind.Response)
+        {
+            return new ValueTask<ForwarderError>(result.Error);
+        }
+
+        return RetryAndFinishAsync(Outcome.FromResult(result));
+    }
 
     [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
     public async ValueTask<ForwarderError> RunAsync()
@@ -147,70 +189,64 @@ internal sealed class ResilientExchange : IHttpRequestLifetimeFeature, IDisposab
                 }
             }
 
-            _mirror = _policy?.Mirror is { } mirror && _policy.Random.Chance(mirror.Percent);
-            var retrying = _retry is { Pipeline: not null } && (_retry.Options.NonIdempotent || IsIdempotent(_context.Request.Method) || _isGrpc);
-            PrepareBody(retrying);
-            if (retrying && _retry!.HoldsStatuses)
+            Prepare();
+            if (_retrying && RequestToken.IsCancellationRequested)
             {
-                _gate = new ResponseGate(this);
+                // What Polly answers before a first try whose token is already cancelled.
+                return await TimedOutOrGoneAsync().ConfigureAwait(false);
             }
 
-            AttemptOutcome result;
-            Exception? failure = null;
-            if (retrying)
-            {
-                _retry!.Budget.RecordRequest();
-                if (RequestToken.IsCancellationRequested)
-                {
-                    // What Polly answers before a first try whose token is already cancelled.
-                    return await TimedOutOrGoneAsync().ConfigureAwait(false);
-                }
-
-                // The first try runs outside Polly: most never need a retry, and Polly's strategy costs a
-                // context, an outcome and two state machines per request. Only a try that wants a retry
-                // enters the retry strategy, which sees that outcome first (replayed, not sent again), so
-                // its backoff, attempt count and OnRetry metrics are what they were with every try inside it.
-                // Without a breaker the first try is the send itself (no endpoint to pick again, none tried
-                // before): one async method fewer between the data path and the upstream call.
-                var outcome = _service?.Breaker is null
-                    ? Outcome.FromResult(await FirstSendAsync().ConfigureAwait(false))
-                    : await TryOnceAsync(null).ConfigureAwait(false);
-                if (outcome.Exception is null && outcome.Result.Retry)
-                {
-                    _firstOutcome = outcome;
-                    var resilience = ResilienceContextPool.Shared.Get(RequestToken);
-                    try
-                    {
-                        outcome = await _retry.Pipeline!.ExecuteOutcomeAsync(static (ctx, exchange) => exchange.ReplayOrTryAsync(ctx), resilience, this).ConfigureAwait(false);
-                    }
-                    finally
-                    {
-                        ResilienceContextPool.Shared.Return(resilience);
-                    }
-                }
-
-                result = outcome.Result;
-                failure = outcome.Exception;
-            }
-            else
-            {
-                var outcome = _service?.Breaker is null
-                    ? Outcome.FromResult(await FirstSendAsync().ConfigureAwait(false))
-                    : await TryOnceAsync(null).ConfigureAwait(false);
-                result = outcome.Result;
-                failure = outcome.Exception;
-            }
-
-            return await FinishAsync(result, failure).ConfigureAwait(false);
+            // Without a breaker the first try is the send itself (no endpoint to pick again, none tried before).
+            var outcome = _service?.Breaker is null
+                ? Outcome.FromResult(await FirstSendAsync().ConfigureAwait(false))
+                : await TryOnceAsync(null).ConfigureAwait(false);
+            return await RetryAndFinishAsync(outcome).ConfigureAwait(false);
         }
         finally
         {
             slot?.Dispose();
-            if (_mirror)
+        }
+    }
+
+    /// <summary>The mirror's coin, whether this request may be retried, its body kept, and the response gate.</summary>
+    private void Prepare()
+    {
+        _mirror = _policy?.Mirror is { } mirror && _policy.Random.Chance(mirror.Percent);
+        _retrying = _retry is { Pipeline: not null } && (_retry.Options.NonIdempotent || IsIdempotent(_context.Request.Method) || _isGrpc);
+        PrepareBody(_retrying);
+        if (_retrying)
+        {
+            _retry!.Budget.RecordRequest();
+            if (_retry.HoldsStatuses)
             {
-                _owner.Mirror(_context, _state, _route, _replay, _bodyNotKept);
+                _gate = new ResponseGate(this);
             }
         }
+    }
+
+    /// <summary>
+    /// After the first try: the first try runs outside Polly, since most never need a retry and Polly's
+    /// strategy costs a context, an outcome and two state machines per request. Only a try that wants a
+    /// retry enters the retry strategy, which sees that outcome first (replayed, not sent again), so its
+    /// backoff, attempt count and OnRetry metrics are what they were with every try inside it.
+    /// </summary>
+    private async ValueTask<ForwarderError> RetryAndFinishAsync(Outcome<AttemptOutcome> outcome)
+    {
+        if (_retrying && outcome.Exception is null && outcome.Result.Retry)
+        {
+            _firstOutcome = outcome;
+            var resilience = ResilienceContextPool.Shared.Get(RequestToken);
+            try
+            {
+                outcome = await _retry!.Pipeline!.ExecuteOutcomeAsync(static (ctx, exchange) => exchange.ReplayOrTryAsync(ctx), resilience, this).ConfigureAwait(false);
+            }
+            finally
+            {
+                ResilienceContextPool.Shared.Return(resilience);
+            }
+        }
+
+        return await FinishAsync(outcome.Result, outcome.Exception).ConfigureAwait(false);
     }
 
     private async ValueTask<ForwarderError> FinishAsync(AttemptOutcome result, Exception? failure)
@@ -255,7 +291,7 @@ internal sealed class ResilientExchange : IHttpRequestLifetimeFeature, IDisposab
         if (response.HasStarted)
         {
             // Part of the response went out: cut it so the client cannot take it for whole.
-            _lifetime.Abort();
+            Lifetime.Abort();
             return ForwarderError.None;
         }
 
@@ -355,6 +391,27 @@ internal sealed class ResilientExchange : IHttpRequestLifetimeFeature, IDisposab
     [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
     private async ValueTask<AttemptOutcome> SendAsync()
     {
+        BeginSend();
+        var error = ForwarderError.None;
+        try
+        {
+            var context = _context;
+            var cluster = _cluster;
+            error = cluster.Http1 is { } http1 && Http1Forwarder.CanForward(context)
+                ? await _owner.Http1.SendAsync(context, _endpoint, http1, _route.Transformer).ConfigureAwait(false)
+                : await _owner.Forwarder.SendAsync(context, _endpoint.DestinationPrefix, cluster.Invoker, cluster.RequestConfig, _route.Transformer).ConfigureAwait(false);
+        }
+        finally
+        {
+            LeaveEndpoint(error != ForwarderError.None);
+        }
+
+        return EndSend(error);
+    }
+
+    /// <summary>Before a try's send: a fresh response, the kept body, the gate in front of Kestrel's body, the per-try deadline.</summary>
+    private void BeginSend()
+    {
         var context = _context;
         if (_attempt > 0)
         {
@@ -368,30 +425,33 @@ internal sealed class ResilientExchange : IHttpRequestLifetimeFeature, IDisposab
 
         if (_gate is not null)
         {
-            _gate.Arm(_body);
+            _gate.Arm(Body);
             context.Features.Set<IHttpResponseBodyFeature>(_gate);
         }
 
         StartTryDeadline();
-        var endpoint = _endpoint;
-        var cluster = _cluster;
-        var error = ForwarderError.None;
-        endpoint.Enter();
-        try
+        _entered = _endpoint;
+        _endpoint.Enter();
+    }
+
+    /// <summary>The endpoint's in-flight count down and Kestrel's body back; also from Dispose when a send threw.</summary>
+    private void LeaveEndpoint(bool failed)
+    {
+        if (_entered is { } endpoint)
         {
-            error = cluster.Http1 is { } http1 && Http1Forwarder.CanForward(context)
-                ? await _owner.Http1.SendAsync(context, endpoint, http1, _route.Transformer).ConfigureAwait(false)
-                : await _owner.Forwarder.SendAsync(context, endpoint.DestinationPrefix, cluster.Invoker, cluster.RequestConfig, _route.Transformer).ConfigureAwait(false);
-        }
-        finally
-        {
-            endpoint.Leave(error != ForwarderError.None);
+            _entered = null;
+            endpoint.Leave(failed);
             if (_gate is not null)
             {
-                context.Features.Set(_body);
+                _context.Features.Set(Body);
             }
         }
+    }
 
+    /// <summary>After a try's send: what it came to, and the endpoint's outlier record.</summary>
+    private AttemptOutcome EndSend(ForwarderError error)
+    {
+        LeaveEndpoint(error != ForwarderError.None);
         var tryTimedOut = _tryDeadline is { IsCancellationRequested: true } && !RequestToken.IsCancellationRequested;
         StopTryDeadline();
         var outcome = Classify(error, tryTimedOut);
@@ -399,11 +459,11 @@ internal sealed class ResilientExchange : IHttpRequestLifetimeFeature, IDisposab
         {
             if (outcome.CountsAsFailure)
             {
-                outlier.Failure(cluster, endpoint);
+                outlier.Failure(_cluster, _endpoint);
             }
             else if (outcome.Kind == AttemptKind.Response)
             {
-                outlier.Success(endpoint);
+                outlier.Success(_endpoint);
             }
         }
 
@@ -665,6 +725,7 @@ internal sealed class ResilientExchange : IHttpRequestLifetimeFeature, IDisposab
     {
         if (!_timeoutInstalled)
         {
+            _ = Lifetime;
             _timeoutInstalled = true;
             _context.Features.Set<IHttpRequestLifetimeFeature>(this);
         }
@@ -672,9 +733,18 @@ internal sealed class ResilientExchange : IHttpRequestLifetimeFeature, IDisposab
 
     public void Dispose()
     {
+        // A send that threw never reached EndSend.
+        LeaveEndpoint(failed: true);
+        if (_mirror)
+        {
+            // The copy goes once the client's exchange is over (the body is whole by then, or was not kept).
+            _mirror = false;
+            _owner.Mirror(_context, _state, _route, _replay, _bodyNotKept);
+        }
+
         if (_timeoutInstalled)
         {
-            _context.Features.Set(_lifetime);
+            _context.Features.Set(Lifetime);
         }
 
         StopTryDeadline();
