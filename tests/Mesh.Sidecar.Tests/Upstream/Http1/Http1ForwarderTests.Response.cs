@@ -116,6 +116,25 @@ public sealed partial class Http1ForwarderTests
     }
 
     [Fact]
+    public async Task SendAsync_ResponseReadToTheCloseInSeveralReads_IsCopiedWhole()
+    {
+        var rest = new TaskCompletionSource<string>(TaskCreationOptions.RunContinuationsAsynchronously);
+        await using var upstream = new ScriptedUpstream(_ => new ScriptedReply("HTTP/1.1 200 OK\r\n\r\nfirst,", Close: true, Later: rest.Task));
+        var context = Context();
+        var client = new SignallingStream("first,");
+        context.Response.Body = client;
+
+        var sending = _forwarder.SendAsync(context, Endpoint(upstream), Settings, RouteTransformer.None).AsTask();
+        // The first part reaches the client before the rest is sent, so the rest comes in a later read.
+        await client.Seen.WaitAsync(TimeSpan.FromSeconds(20));
+        rest.SetResult("second");
+
+        Assert.Equal(ForwarderError.None, await sending.WaitAsync(TimeSpan.FromSeconds(20)));
+        await context.Response.BodyWriter.FlushAsync();
+        Assert.Equal("first,second", Encoding.ASCII.GetString(client.ToArray()));
+    }
+
+    [Fact]
     public async Task SendAsync_UpgradeTrailerAndKeepAliveHeaders_AreNotCopied()
     {
         await using var upstream = new ScriptedUpstream(_ => new ScriptedReply(
@@ -252,9 +271,9 @@ public sealed partial class Http1ForwarderTests
     [Fact]
     public async Task SendAsync_ManyTinyChunksBeyondTheBuffer_AreAllCopied()
     {
-        // 20,000 one-byte chunks (120 KB of framing) go through a buffer that is compacted, never grown past its limit.
+        // 50,000 one-byte chunks (300 KB of framing) go through a buffer that is compacted, never grown past its 64 KiB limit.
         var body = new StringBuilder("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n");
-        for (var i = 0; i < 20_000; i++)
+        for (var i = 0; i < 50_000; i++)
         {
             body.Append("1\r\n").Append((char)('a' + (i % 26))).Append("\r\n");
         }
@@ -265,7 +284,7 @@ public sealed partial class Http1ForwarderTests
         Assert.Equal(ForwarderError.None, await _forwarder.SendAsync(context, Endpoint(upstream), Settings, RouteTransformer.None));
 
         var received = await BodyAsync(context);
-        Assert.Equal(20_000, received.Length);
+        Assert.Equal(50_000, received.Length);
         for (var i = 0; i < received.Length; i++)
         {
             Assert.Equal((char)('a' + (i % 26)), received[i]);
