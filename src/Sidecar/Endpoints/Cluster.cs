@@ -1,6 +1,7 @@
 // A service at runtime: its endpoints, its balancer and how to talk to it upstream.
 using Mesh.Sidecar.LoadBalancing;
 using Mesh.Sidecar.Security.Tls;
+using Mesh.Sidecar.Upstream;
 using Mesh.Sidecar.Upstream.Http1;
 using Yarp.ReverseProxy.Forwarder;
 
@@ -41,4 +42,14 @@ internal sealed partial class Cluster(
 
     /// <summary>Set when endpoints are reached over TLS (<c>mesh</c> or <c>tls</c> mode); L4 listeners open TLS with it.</summary>
     public UpstreamTls? Tls { get; } = tls;
+
+    /// <summary>
+    /// One send of the request to <paramref name="endpoint"/>: Mesh's HTTP/1.1 client when this service allows
+    /// it and the request suits it, else YARP's forwarder over the shared invoker. Not async: the caller awaits
+    /// the client's own task, so a send costs no state machine of its own.
+    /// </summary>
+    public ValueTask<ForwarderError> SendAsync(HttpContext context, EndpointState endpoint, RouteTransformer transformer, Http1Forwarder http1Forwarder, IHttpForwarder forwarder) =>
+        Http1 is { } http1 && Http1Forwarder.CanForward(context)
+            ? http1Forwarder.SendAsync(context, endpoint, http1, transformer)
+            : forwarder.SendAsync(context, endpoint.DestinationPrefix, Invoker, RequestConfig, transformer);
 }

@@ -195,9 +195,7 @@ internal sealed partial class HttpDataPath(
                 {
                     if (exchange.TryBeginFirstTry())
                     {
-                        var sent = cluster.Http1 is { } http1 && Http1Forwarder.CanForward(context)
-                            ? await http1Forwarder.SendAsync(context, endpoint, http1, route.Transformer).ConfigureAwait(false)
-                            : await forwarder.SendAsync(context, endpoint.DestinationPrefix, cluster.Invoker, cluster.RequestConfig, route.Transformer).ConfigureAwait(false);
+                        var sent = await cluster.SendAsync(context, endpoint, route.Transformer, http1Forwarder, forwarder).ConfigureAwait(false);
                         error = await exchange.EndFirstTryAsync(sent).ConfigureAwait(false);
                     }
                     else
@@ -217,9 +215,7 @@ internal sealed partial class HttpDataPath(
                 endpoint.Enter();
                 try
                 {
-                    error = cluster.Http1 is { } http1 && Http1Forwarder.CanForward(context)
-                        ? await http1Forwarder.SendAsync(context, endpoint, http1, route.Transformer).ConfigureAwait(false)
-                        : await forwarder.SendAsync(context, endpoint.DestinationPrefix, cluster.Invoker, cluster.RequestConfig, route.Transformer).ConfigureAwait(false);
+                    error = await cluster.SendAsync(context, endpoint, route.Transformer, http1Forwarder, forwarder).ConfigureAwait(false);
                 }
                 finally
                 {

@@ -395,11 +395,7 @@ internal sealed class ResilientExchange : IHttpRequestLifetimeFeature, IDisposab
         var error = ForwarderError.None;
         try
         {
-            var context = _context;
-            var cluster = _cluster;
-            error = cluster.Http1 is { } http1 && Http1Forwarder.CanForward(context)
-                ? await _owner.Http1.SendAsync(context, _endpoint, http1, _route.Transformer).ConfigureAwait(false)
-                : await _owner.Forwarder.SendAsync(context, _endpoint.DestinationPrefix, cluster.Invoker, cluster.RequestConfig, _route.Transformer).ConfigureAwait(false);
+            error = await _cluster.SendAsync(_context, _endpoint, _route.Transformer, _owner.Http1, _owner.Forwarder).ConfigureAwait(false);
         }
         finally
         {
